@@ -1,0 +1,42 @@
+"""The harness: one way to run, verify and time every example in this repository.
+
+An example file defines ``EXAMPLE = Example(...)`` and ends with ``if __name__ == "__main__": main(EXAMPLE)``,
+so that ``python chN/<example>.py`` runs it on its own; ``python -m harness run`` runs many, each in its own process.
+"""
+from __future__ import annotations
+
+import argparse
+import secrets
+
+from harness.example import SIZES, Example, Requires
+
+__all__ = ["Example", "Requires", "main"]
+
+
+def main(example: Example, argv: list[str] | None = None) -> None:
+    """Run one example in this process and print its table."""
+    from harness import report
+    from harness.device import pick_device
+    from harness.runner import run_example
+    from harness.timing import TimingConfig
+
+    parser = argparse.ArgumentParser(description=example.title)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--size", choices=SIZES, help="default: full on a GPU, tiny on the CPU")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--cold-l2", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        device = pick_device(args.device)
+    except RuntimeError as exc:
+        parser.exit(2, f"{exc}\n")
+    size = args.size or ("full" if device.type == "cuda" else "tiny")
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    result = run_example(example, device=device, size=size, seed=seed, timing=TimingConfig(cold_l2=args.cold_l2))
+    print(f"{example.title}  [{device.type}, size {size}, seed {seed}]")
+    if result["variants"]:
+        print(report.text_table(report.HEADER[1:], [row[1:] for row in report.variant_rows(result)]))
+    for note in report.example_notes(result):
+        print(note.lstrip(": "))
+    if result["status"] == "failed":
+        raise SystemExit(1)

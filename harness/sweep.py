@@ -1,0 +1,159 @@
+"""Finding examples, running each in its own process, and writing results as they finish."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from harness import expectations, report, targets
+from harness.device import REPO_ROOT, gpu_slug, provenance
+from harness.example import docstring_title, is_example_file
+
+CHAPTER_RE = re.compile(r"^ch(\d+)$")
+
+
+class UsageError(Exception):
+    """Bad targets or options: exit code 2 with a one-line message."""
+
+
+@dataclass(frozen=True)
+class ExampleRef:
+    id: str          # "ch1/pinned_memory"
+    chapter: str     # "ch1"
+    path: Path
+
+    @property
+    def title(self) -> str:
+        return docstring_title(self.path)
+
+
+def chapter_dirs(root: Path = REPO_ROOT) -> list[Path]:
+    dirs = [p for p in root.iterdir() if p.is_dir() and CHAPTER_RE.match(p.name)]
+    return sorted(dirs, key=lambda p: int(CHAPTER_RE.match(p.name).group(1)))
+
+
+def examples_in(chapter_dir: Path) -> list[ExampleRef]:
+    return [ExampleRef(f"{chapter_dir.name}/{p.stem}", chapter_dir.name, p)
+            for p in sorted(chapter_dir.glob("*.py")) if not p.name.startswith("_") and is_example_file(p)]
+
+
+def resolve(names: list[str], root: Path = REPO_ROOT) -> list[ExampleRef]:
+    """Targets `chN`, `chN/example` or a path to an example file; nothing means every chapter."""
+    chapters = {p.name: p for p in chapter_dirs(root)}
+    if not names:
+        return [ref for d in chapters.values() for ref in examples_in(d)]
+    refs: list[ExampleRef] = []
+    for name in names:
+        path = Path(name)
+        if name.endswith(".py") and path.is_file():
+            path = path.resolve()
+            if not is_example_file(path):
+                raise UsageError(f"{name} defines no EXAMPLE = Example(...)")
+            refs.append(ExampleRef(f"{path.parent.name}/{path.stem}", path.parent.name, path))
+            continue
+        chapter, _, example = name.strip("/").removesuffix(".py").partition("/")
+        if chapter not in chapters:
+            raise UsageError(f"unknown chapter {chapter!r}; chapters here: {', '.join(chapters) or 'none'}")
+        found = examples_in(chapters[chapter])
+        if example:
+            found = [r for r in found if r.path.stem == example]
+            if not found:
+                names_here = ", ".join(r.path.stem for r in examples_in(chapters[chapter]))
+                raise UsageError(f"no example {example!r} in {chapter}; it has: {names_here}")
+        refs.extend(found)
+    return list(dict.fromkeys(refs))
+
+
+def run_child(ref: ExampleRef, *, device: str, size: str, timeout: float, seed: int | None,
+              cold_l2: bool, log_path: Path) -> dict:
+    """Run one example in a fresh process; a crash, hang or CUDA error becomes its status."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "harness.runner", str(ref.path), "--json", str(out), "--size", size, "--device", device]
+        cmd += ["--seed", str(seed)] if seed is not None else []
+        cmd += ["--cold-l2"] if cold_l2 else []
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+               "PYTHONUNBUFFERED": "1"}
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group, nothing else
+                proc.wait()
+                return {"status": "timeout", "reason": f"no result within {timeout:g} s", "variants": [], "speedup": None}
+        if out.exists():
+            return json.loads(out.read_text())
+        tail = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()][-1:] or [""]
+        how = f"killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
+        return {"status": "failed", "reason": f"process {how}: {tail[0][:300]}", "variants": [], "speedup": None}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def run_sweep(refs: list[ExampleRef], *, device: torch.device, size: str, out_dir: Path, timeout: float = 600,
+              seed: int | None = None, cold_l2: bool = False, record: bool = False,
+              progress: Callable[[str], None] = print) -> dict:
+    """Run every example; results.json and summary.md are rewritten after each one finishes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = provenance(device, size=size)
+    arch, slug = run["device"]["arch"], gpu_slug(run["device"]["name"])
+    results = {"run": run, "examples": []}
+    annotate = _peaks_annotator(run["device"])
+    for i, ref in enumerate(refs, 1):
+        progress(f"[{i}/{len(refs)}] {ref.id} ...")
+        res = run_child(ref, device=device.type, size=size, timeout=timeout, seed=seed, cold_l2=cold_l2,
+                        log_path=out_dir / "logs" / f"{ref.id.replace('/', '_')}.log")
+        res = {"id": ref.id, "chapter": ref.chapter, "title": ref.title, "flags": [], **res}
+        annotate(res)
+        chapter_dir = ref.path.parent
+        try:
+            res["targets"] = targets.evaluate(targets.load_targets(chapter_dir).get(ref.path.stem, {}), res, arch)
+        except targets.TargetsError as exc:
+            res["targets"], res["status"], res["reason"] = [], "failed", str(exc)
+        exp_path = expectations.expectations_path(chapter_dir, slug)
+        res["regressions"] = expectations.regressions(res, expectations.load(exp_path)["examples"].get(ref.id))
+        if record and res["status"] == "ok" and device.type == "cuda":
+            expectations.record(exp_path, ref.id, res, run)
+        results["examples"].append(res)
+        _write_atomic(out_dir / "results.json", json.dumps(results, indent=1))
+        _write_atomic(out_dir / "summary.md", report.summary_markdown(results))
+        progress(f"    {_one_line(res)}")
+    return results
+
+
+def _peaks_annotator(device_info: dict) -> Callable[[dict], None]:
+    """Adds fraction-of-peak figures when the peaks module is present (benchmark_peak.py's data)."""
+    try:
+        from harness import peaks
+    except ImportError:
+        return lambda res: None
+    return lambda res: peaks.annotate(res, device_info)
+
+
+def _one_line(res: dict) -> str:
+    parts = [res["status"]]
+    if res.get("speedup"):
+        parts.append(f"speedup {res['speedup']:.2f}x")
+    if res.get("reason"):
+        parts.append(res["reason"])
+    missed = [t["metric"] for t in res.get("targets", []) if t["met"] is False]
+    if missed:
+        parts.append("missed target: " + ", ".join(missed))
+    parts += [f"REGRESSION {r}" for r in res.get("regressions", [])]
+    return " | ".join(parts)
