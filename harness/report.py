@@ -9,9 +9,9 @@ def _num(x, fmt: str = ".3g") -> str:
 def _throughput(v: dict, unit: str) -> str:
     parts = []
     if v.get("gbps") is not None:
-        parts.append(f"{v["gbps"]:.3g} GB/s")
+        parts.append(f"{v['gbps']:.3g} GB/s")
     if v.get("tflops") is not None:
-        parts.append(f"{v["tflops"]:.3g} TFLOP/s")
+        parts.append(f"{v['tflops']:.3g} TFLOP/s")
     if v.get("items_per_s") is not None:
         parts.append(f"{v['items_per_s']:.3g} {unit}/s")
     frac = v.get("fraction_of_peak_bandwidth") or v.get("fraction_of_peak_flops")
