@@ -6,6 +6,7 @@ example; the result goes to a file rather than stdout, so an example's own print
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import sys
@@ -18,6 +19,12 @@ from harness import verify
 from harness.device import pick_device, synchronize
 from harness.example import SIZES, Example, load_example
 from harness.timing import TimingConfig, measure
+
+try:  # NVTX ranges let Nsight tools and the profiling harness find each variant's timed region
+    from nvtx import annotate as nvtx_range
+except ImportError:
+    def nvtx_range(message: str, **_):
+        return contextlib.nullcontext()
 
 TRIALS = 3                 # verification trials, each on freshly drawn inputs
 SPEEDUP_REVIEW = 10.0      # a speedup above this is flagged for a human to check the baseline
@@ -80,7 +87,7 @@ def run_example(ex: Example, *, device: torch.device, size: str, seed: int,
                "tolerance": None if check is None else [check.rtol, check.atol],
                "median_ms": None, "iqr_ms": None, "samples": 0, "gbps": None, "tflops": None, "items_per_s": None}
         if row["verified"]:  # an unverified variant is not timed: it gets no speedup
-            with torch.no_grad():
+            with torch.no_grad(), nvtx_range(f"{ex.title}: {name}"):
                 stats = measure(lambda: fn(inputs), device, cfg)
             seconds = stats.median_ms / 1e3
             row.update(median_ms=stats.median_ms, iqr_ms=stats.iqr_ms, samples=stats.samples, reps=stats.reps,
