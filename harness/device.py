@@ -76,7 +76,7 @@ def _driver_version() -> str | None:
 
 def device_info(device: torch.device) -> dict:
     if device.type != "cuda":
-        return {"name": "cpu", "cpu": _cpu_model(), "cores": os.cpu_count(), "arch": "default"}
+        return {"name": "cpu", "cpu": _cpu_model(), "cores": os.cpu_count(), "arch": "cpu"}
     props = torch.cuda.get_device_properties(device)
     return {
         "name": props.name,

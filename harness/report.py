@@ -72,6 +72,6 @@ def summary_markdown(results: dict) -> str:
             + (f", CUDA {dev['cuda']}, driver {dev['driver']}" if dev.get("cuda") else ""), ""]
     rows = [r for res in results["examples"] for r in variant_rows(res)]
     statuses = [f"| {res['id']} | {res['status']} | {res.get('reason', '')} |" for res in results["examples"]]
-    notes = [n for res in results["examples"] for n in example_notes(res)]
+    notes = [n for res in results["examples"] for n in example_notes(res) if res["status"] == "ok" or "target" in n]
     return "\n".join(head + [markdown_table(HEADER, rows), "", "| example | status | reason |", "|---|---|---|"]
                      + statuses + [""] + [f"- {n}" for n in notes]) + "\n"

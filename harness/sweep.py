@@ -97,7 +97,8 @@ def run_child(ref: ExampleRef, *, device: str, size: str, timeout: float, seed: 
             return json.loads(out.read_text())
         tail = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()][-1:] or [""]
         how = f"killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-        return {"status": "failed", "reason": f"process {how}: {tail[0][:300]}", "variants": [], "speedup": None}
+        reason = f"process {how}" + (f": {tail[0][:300]}" if tail[0] else "")
+        return {"status": "failed", "reason": reason, "variants": [], "speedup": None}
 
 
 def _write_atomic(path: Path, text: str) -> None:

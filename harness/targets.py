@@ -10,6 +10,7 @@
     source = "book ch1: one batched GEMM vs 40 launches"
 
 The value for the GPU's architecture applies, else `default`, else the target does not apply (met: null).
+On the CPU only a `cpu` value applies.
 Metrics: speedup, or a best-verified-variant figure: median_ms, gbps, tflops, items_per_s,
 fraction_of_peak_bandwidth, fraction_of_peak_flops. `variant = "name"` picks a variant instead.
 """
@@ -62,7 +63,8 @@ def evaluate(example_targets: dict, result: dict, arch: str) -> list[dict]:
     """One entry per target: what was claimed for this architecture, what was measured, and met or not."""
     out = []
     for metric, spec in example_targets.items():
-        key = arch if arch in spec else "default"
+        # On the CPU only an explicit `cpu` value applies: GPU claims say nothing about a tiny CPU run.
+        key = arch if arch in spec else ("default" if arch != "cpu" else None)
         value = spec.get(key)
         op = spec.get("op", ">=")
         measured = _measured(result, metric, spec.get("variant"))
