@@ -32,6 +32,7 @@ EXAMPLE = Example(
     baseline=pageable_copy,
     optimized={"pinned_non_blocking": pinned_copy},
     bytes_moved=lambda x: x["pageable"].numel() * 4,  # each byte crosses the bus once
+    bandwidth_ceiling="h2d",  # judged against the host-to-device link, not device memory
     requires=Requires(cuda=True),  # pinned host memory needs a CUDA driver
 )
 

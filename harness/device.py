@@ -92,6 +92,9 @@ def device_info(device: torch.device) -> dict:
 
 
 def git_sha() -> str | None:
+    """HEAD (with -dirty for local edits); AISP_GIT_SHA names it where the checkout has no .git (a copied tree)."""
+    if os.environ.get("AISP_GIT_SHA"):
+        return os.environ["AISP_GIT_SHA"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
         if out.returncode != 0:

@@ -65,7 +65,7 @@ def run_example(ex: Example, *, device: torch.device, size: str, seed: int,
     """A result dict for results.json (without targets, which the sweep adds)."""
     result = {"title": ex.title, "size": size, "seed": seed, "status": "ok", "reason": "", "variants": [],
               "speedup": None, "flags": [], "teaching_baseline": ex.teaching_baseline, "items_unit": ex.items_unit,
-              "flops_dtype": ex.flops_dtype}
+              "flops_dtype": ex.flops_dtype, "bandwidth_ceiling": ex.bandwidth_ceiling}
     unmet = ex.requires.unmet(device)
     if unmet:
         return {**result, "status": "skipped", "reason": unmet}
