@@ -39,11 +39,11 @@ class Requires:
         needs_gpu = self.cuda or self.min_capability is not None or self.min_gpus > 1
         if not needs_gpu:
             return None
+        want = "".join(map(str, self.min_capability or ()))
         if device.type != "cuda":
-            return "needs CUDA" if self.min_capability is None else f"needs CUDA sm_{self.min_capability[0]}{self.min_capability[1]}+"
+            return f"needs CUDA sm_{want}+" if want else "needs CUDA"
         if self.min_capability and torch.cuda.get_device_capability(device) < self.min_capability:
             major, minor = torch.cuda.get_device_capability(device)
-            want = f"{self.min_capability[0]}{self.min_capability[1]}"
             return f"needs sm_{want}+, this GPU is sm_{major}{minor}"
         if torch.cuda.device_count() < self.min_gpus:
             return f"needs {self.min_gpus} GPUs, {torch.cuda.device_count()} visible"
@@ -83,11 +83,11 @@ def is_example_file(path: Path) -> bool:
         tree = ast.parse(path.read_text(), filename=str(path))
     except (OSError, SyntaxError, UnicodeDecodeError):
         return False
-    return any(
-        isinstance(node, (ast.Assign, ast.AnnAssign))
-        and any(isinstance(t, ast.Name) and t.id == "EXAMPLE" for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))
-        for node in tree.body
-    )
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "EXAMPLE" for t in targets):
+            return True
+    return False
 
 
 def docstring_title(path: Path) -> str:

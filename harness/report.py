@@ -43,7 +43,7 @@ HEADER = ["example", "variant", "median ms ± IQR", "throughput", "verified", "s
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
@@ -75,3 +75,20 @@ def summary_markdown(results: dict) -> str:
     notes = [n for res in results["examples"] for n in example_notes(res) if res["status"] == "ok" or "target" in n]
     return "\n".join(head + [markdown_table(HEADER, rows), "", "| example | status | reason |", "|---|---|---|"]
                      + statuses + [""] + [f"- {n}" for n in notes]) + "\n"
+
+
+def expectations_markdown(recorded: dict) -> str:
+    """The table for one GPU's expectations file, with where each row came from."""
+    rows, sources = [], {}
+    for ex_id, entry in recorded["examples"].items():
+        prov = entry["provenance"]
+        sources[(prov["git_sha"] or "unknown")[:12], prov["started_at"][:10]] = prov
+        targets = "; ".join(_target_text(t) for t in entry.get("targets", []) if t["value"] is not None) or "-"
+        for row in variant_rows({**entry, "id": ex_id}):
+            rows.append(row + ([targets] if row[1] == entry["variants"][-1]["name"] else [""]))
+    dev = next(iter(sources.values()))["device"] if sources else {}
+    versions = next(iter(sources.values()))["versions"] if sources else {}
+    head = (f"Measured on {recorded.get('gpu', '?')} (driver {dev.get('driver')}, CUDA {dev.get('cuda')}, "
+            f"torch {versions.get('torch')}, triton {versions.get('triton')}), size `full`; "
+            + ", ".join(f"git {sha} on {date}" for sha, date in sorted(sources)) + ".")
+    return head + "\n\n" + markdown_table(HEADER + ["targets"], rows)

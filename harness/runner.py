@@ -61,7 +61,7 @@ def _verify(ex: Example, size: str, device: torch.device, seed: int, trials: int
 
 
 def run_example(ex: Example, *, device: torch.device, size: str, seed: int,
-                timing: TimingConfig = TimingConfig(), trials: int = TRIALS) -> dict:
+                timing: TimingConfig | None = None, trials: int = TRIALS) -> dict:
     """A result dict for results.json (without targets, which the sweep adds)."""
     result = {"title": ex.title, "size": size, "seed": seed, "status": "ok", "reason": "", "variants": [],
               "speedup": None, "flags": [], "teaching_baseline": ex.teaching_baseline, "items_unit": ex.items_unit,
@@ -77,6 +77,7 @@ def run_example(ex: Example, *, device: torch.device, size: str, seed: int,
     nbytes = ex.bytes_moved(inputs) if ex.bytes_moved else None
     nflops = ex.flops(inputs) if ex.flops else None
     nitems = ex.items(inputs) if ex.items else None
+    timing = timing or TimingConfig()
     cfg = TimingConfig(**{**timing.__dict__, "cold_l2": timing.cold_l2 or ex.cold_l2})
 
     for name, role, fn in ex.variants():
@@ -88,7 +89,7 @@ def run_example(ex: Example, *, device: torch.device, size: str, seed: int,
                "median_ms": None, "iqr_ms": None, "samples": 0, "gbps": None, "tflops": None, "items_per_s": None}
         if row["verified"]:  # an unverified variant is not timed: it gets no speedup
             with torch.no_grad(), nvtx_range(f"{ex.title}: {name}"):
-                stats = measure(lambda: fn(inputs), device, cfg)
+                stats = measure(lambda fn=fn: fn(inputs), device, cfg)
             seconds = stats.median_ms / 1e3
             row.update(median_ms=stats.median_ms, iqr_ms=stats.iqr_ms, samples=stats.samples, reps=stats.reps,
                        converged=stats.converged, wall_ms=stats.wall_ms)

@@ -65,7 +65,7 @@ def compare(out: list[torch.Tensor], ref: list[torch.Tensor], tolerance: tuple[f
     if len(out) != len(ref):
         return Comparison(False, f"returned {len(out)} tensors, the baseline {len(ref)}")
     worst = Comparison(True)
-    for i, (o, r) in enumerate(zip(out, ref)):
+    for i, (o, r) in enumerate(zip(out, ref, strict=True)):
         where = f"output {i}: " if len(ref) > 1 else ""
         if o.shape != r.shape:
             return Comparison(False, f"{where}shape {tuple(o.shape)} != baseline {tuple(r.shape)}")

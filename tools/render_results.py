@@ -1,0 +1,63 @@
+"""Write each chapter's measured table into its README from the recorded expectations.
+
+    python tools/render_results.py ch1 [ch7 ...]   # rewrite the tables
+    python tools/render_results.py --check         # exit 1 if any README is out of date
+
+The table goes between `<!-- results:begin -->` and `<!-- results:end -->` in chN/README.md, and between
+`<!-- results:chN:begin -->` and `<!-- results:chN:end -->` in the top-level README.md. Nothing in those
+tables is typed by hand: they come from chN/expectations/<gpu>.json, which `--record` writes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from harness.device import REPO_ROOT
+from harness.report import expectations_markdown
+from harness.sweep import chapter_dirs
+
+
+def chapter_block(chapter_dir) -> str:
+    files = sorted((chapter_dir / "expectations").glob("*.json"))
+    if not files:
+        return "Not yet measured: no recorded run on a GPU."
+    return "\n\n".join(expectations_markdown(json.loads(f.read_text())) for f in files)
+
+
+def replace_block(text: str, begin: str, end: str, block: str) -> str:
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    return pattern.sub(lambda _: f"{begin}\n{block}\n{end}", text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("chapters", nargs="*", help="default: every chapter")
+    parser.add_argument("--check", action="store_true", help="report stale READMEs instead of writing")
+    args = parser.parse_args(argv)
+    known = {d.name: d for d in chapter_dirs()}
+    unknown = [c for c in args.chapters if c not in known]
+    if unknown:
+        print(f"render_results: unknown chapter(s) {', '.join(unknown)}; chapters here: {', '.join(known)}", file=sys.stderr)
+        return 2
+    stale = []
+    for name in args.chapters or list(known):
+        block = chapter_block(known[name])
+        for readme, begin, end in ((known[name] / "README.md", "<!-- results:begin -->", "<!-- results:end -->"),
+                                   (REPO_ROOT / "README.md", f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->")):
+            if not readme.exists() or begin not in readme.read_text():
+                continue
+            old = readme.read_text()
+            new = replace_block(old, begin, end, block)
+            if new != old:
+                stale.append(str(readme.relative_to(REPO_ROOT)))
+                if not args.check:
+                    readme.write_text(new)
+    verb = "out of date" if args.check else "updated"
+    print(f"render_results: {verb}: {', '.join(stale) or 'none'}")
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
