@@ -43,15 +43,23 @@ def _verify(ex: Example, size: str, device: torch.device, seed: int, trials: int
         inputs = ex.setup(size, device, seed + trial)
         order = variants[1:] + variants[:1] if trial == 0 else variants
         outputs = {}
-        for name, _, fn in order:
+        for name, role, fn in order:
+            if not results.get(name, verify.Comparison(True)).ok:
+                continue  # already failed: no need to run it again
             verify.poison_allocator(device, out_bytes)
-            with torch.no_grad():
-                outputs[name] = verify.snapshot(fn(inputs))
-            synchronize(device)
+            try:
+                with torch.no_grad():
+                    outputs[name] = verify.snapshot(fn(inputs))
+                synchronize(device)
+            except Exception as exc:  # a broken variant fails alone; a broken baseline fails the example
+                if role == "baseline":
+                    raise
+                results[name] = verify.Comparison(False, f"raised {type(exc).__name__}: {exc}".splitlines()[0][:300])
+                continue
             out_bytes = out_bytes or sum(t.numel() * t.element_size() for t in outputs[name])
         ref = outputs[ex.baseline_name]
         for name, role, _ in variants:
-            if role == "optimized" and results.get(name, verify.Comparison(True)).ok:
+            if role == "optimized" and name in outputs:
                 cmp = verify.compare(outputs[name], ref, ex.tolerance)
                 prev = results.get(name)
                 if prev is None or not cmp.ok or cmp.max_abs_err >= prev.max_abs_err:
