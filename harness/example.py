@@ -63,7 +63,7 @@ class Example:
     bytes_moved: Callable[[Any], int] | None = None
     flops: Callable[[Any], int] | None = None
     flops_dtype: str | None = None                   # which matrix ceiling applies: "bf16", "fp32", ...
-    bandwidth_ceiling: str = "dram"                  # which bandwidth ceiling applies: "dram", "l2", "h2d", "d2h"
+    bandwidth_ceiling: str = "memory"                # which bandwidth ceiling applies: "memory", "h2d", "d2h", "p2p"
     items: Callable[[Any], int] | None = None        # e.g. samples per call, for a throughput figure
     items_unit: str = "items"
     requires: Requires = field(default_factory=Requires)

@@ -135,7 +135,16 @@ def run_sweep(refs: list[ExampleRef], *, device: torch.device, size: str, out_di
         _write_atomic(out_dir / "results.json", json.dumps(results, indent=1))
         _write_atomic(out_dir / "summary.md", report.summary_markdown(results))
         progress(f"    {_one_line(res)}")
+    _draw_roofline(results, out_dir / "roofline.png", progress)
     return results
+
+
+def _draw_roofline(results: dict, png: Path, progress: Callable[[str], None]) -> None:
+    try:
+        from harness import roofline
+        roofline.plot(results, png)
+    except ImportError as exc:  # matplotlib missing: the figures are all in results.json anyway
+        progress(f"roofline not drawn: {exc}")
 
 
 def _peaks_annotator(device_info: dict) -> Callable[[dict], None]:

@@ -3,7 +3,8 @@
 On CUDA each sample is bracketed by events, and the closing event is recorded only after a
 device-wide synchronize, so work a variant puts on side streams is inside the measurement.
 A sample may hold several calls (``reps``) so that very short calls are not dominated by that
-synchronize; cold-L2 mode always uses one call per sample and flushes the L2 before it.
+synchronize; cold-L2 mode always uses one call per sample and flushes the L2 before it, so for calls
+of a few microseconds its figures include the synchronize's few microseconds.
 On the CPU the same loop runs with ``time.perf_counter``.
 """
 from __future__ import annotations
@@ -27,7 +28,8 @@ class TimingConfig:
     min_time_s: float = 0.1       # measured time before the stop rule may stop
     max_time_s: float = 2.0       # give up on convergence after this long (the result says so)
     max_rel_error: float = 0.005  # stop when the median's standard error is under 0.5% of it
-    min_sample_s: float = 20e-6   # calls shorter than this are grouped into one sample
+    min_sample_s: float = 1e-3    # calls shorter than this are grouped into one sample, so the host's
+                                  # wake-up after the closing synchronize is at most ~2% of a sample
     cold_l2: bool = False
 
 
