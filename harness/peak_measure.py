@@ -271,8 +271,9 @@ def matmul(device: torch.device, plan: Plan, rec: Recorder) -> None:
             rec.skip(f"matmul_{dt}_tflops", "no shape ran (see notes)")
             continue
         best = max(measured, key=measured.get)
+        clock = f"; SM clock after: {_sm_clock_mhz(device)} MHz" if device.type == "cuda" else ""
         rec.figure(f"matmul_{dt}_tflops", measured[best], "TFLOP/s", f"{what}, best shape",
-                   f"best of {len(measured)} shapes: {best} (MxNxK)", dt)
+                   f"best of {len(measured)} shapes: {best} (MxNxK), sustained{clock}", dt)
         at = {s: v for s, v in measured.items() if s.startswith("8192x8192x8192")}
         if at:
             label = max(at, key=at.get)
@@ -399,7 +400,40 @@ def compiled_block(device: torch.device, plan: Plan, rec: Recorder) -> None:
     rec.figure("compile_speedup", eager_ms / compiled_ms, "x", "torch.compile speedup (run time only)", shape)
 
 
-SECTIONS = (memory, l2, matmul, launch, host_link, peers, compiled_block)
+def _sm_clock_mhz(device: torch.device) -> int | str:
+    try:  # through NVML; where it is missing the figure simply goes without its clock
+        return torch.cuda.clock_rate(device)
+    except Exception:
+        return "unknown"
+
+
+def matmul_burst(device: torch.device, plan: Plan, rec: Recorder) -> None:
+    """A short burst after an idle second, beside the sustained figures above.
+
+    Under a long run of matrix products a GPU may lower its clocks to stay inside its power limit, so the
+    sustained rate (what a long training step sees) can sit well under what a few products reach.
+    Both are real; neither is the other.
+    """
+    if device.type != "cuda":
+        rec.skip("matmul_bf16_burst_tflops", "GPU only")
+        return
+    n, calls = (4096, 5) if plan.quick else (8192, 10)
+    fn = _matmul_fn("bf16", n, n, n, device)
+    fn()
+    torch.cuda.synchronize(device)
+    time.sleep(1.0)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    end.synchronize()
+    ms = start.elapsed_time(end) / calls
+    rec.figure("matmul_bf16_burst_tflops", 2 * n**3 / (ms / 1e3) / 1e12, "TFLOP/s", f"BF16 matmul, {n}^3, burst",
+               f"{calls} products after 1 s idle, one event pair; SM clock after: {_sm_clock_mhz(device)} MHz", "bf16")
+
+
+SECTIONS = (memory, l2, matmul, matmul_burst, launch, host_link, peers, compiled_block)
 
 
 def run(device: torch.device, plan: Plan, save: Callable[[dict], None], log: Callable[[str], None] = print) -> dict:
