@@ -49,6 +49,8 @@ def record(path: Path, example_id: str, result: dict, run: dict) -> None:
     data["examples"][example_id] = {
         "size": result["size"],
         "speedup": result.get("speedup"),
+        "items_unit": result.get("items_unit"),
+        "teaching_baseline": result.get("teaching_baseline", False),
         "targets": result.get("targets", []),
         "variants": [{k: v.get(k) for k in _KEEP if k in v} for v in result["variants"]],
         "provenance": {k: run[k] for k in ("started_at", "git_sha", "host", "device", "versions")},

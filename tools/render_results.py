@@ -4,8 +4,9 @@
     python tools/render_results.py --check         # exit 1 if any README is out of date
 
 The table goes between `<!-- results:begin -->` and `<!-- results:end -->` in chN/README.md, and between
-`<!-- results:chN:begin -->` and `<!-- results:chN:end -->` in the top-level README.md. Nothing in those
-tables is typed by hand: they come from chN/expectations/<gpu>.json, which `--record` writes.
+`<!-- results:chN:begin -->` and `<!-- results:chN:end -->` in the top-level README.md; the peak tables
+from peaks/<gpu>.json (written by benchmark_peak.py) between `<!-- peaks:begin -->` and `<!-- peaks:end -->`.
+Nothing in those tables is typed by hand: they come from chN/expectations/<gpu>.json, which `--record` writes.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import re
 import sys
 
 from harness.device import REPO_ROOT
+from harness.peaks import PEAKS_DIR, load_peaks
+from harness.peaks import markdown_table as peaks_markdown
 from harness.report import expectations_markdown
 from harness.sweep import chapter_dirs
 
@@ -24,6 +27,13 @@ def chapter_block(chapter_dir) -> str:
     if not files:
         return "Not yet measured: no recorded run on a GPU."
     return "\n\n".join(expectations_markdown(json.loads(f.read_text())) for f in files)
+
+
+def peaks_block() -> str:
+    files = sorted(PEAKS_DIR.glob("*.json"))
+    if not files:
+        return "Not yet measured: run `python benchmark_peak.py` on a GPU."
+    return "\n".join(peaks_markdown(load_peaks(f)) for f in files).rstrip()
 
 
 def replace_block(text: str, begin: str, end: str, block: str) -> str:
@@ -42,20 +52,23 @@ def main(argv=None) -> int:
         print(f"render_results: unknown chapter(s) {', '.join(unknown)}; chapters here: {', '.join(known)}", file=sys.stderr)
         return 2
     stale = []
+    top = REPO_ROOT / "README.md"
+    blocks = [(top, "<!-- peaks:begin -->", "<!-- peaks:end -->", peaks_block())]
     for name in args.chapters or list(known):
         block = chapter_block(known[name])
-        for readme, begin, end in ((known[name] / "README.md", "<!-- results:begin -->", "<!-- results:end -->"),
-                                   (REPO_ROOT / "README.md", f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->")):
-            if not readme.exists() or begin not in readme.read_text():
-                continue
-            old = readme.read_text()
-            new = replace_block(old, begin, end, block)
-            if new != old:
-                stale.append(str(readme.relative_to(REPO_ROOT)))
-                if not args.check:
-                    readme.write_text(new)
+        blocks += [(known[name] / "README.md", "<!-- results:begin -->", "<!-- results:end -->", block),
+                   (top, f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->", block)]
+    for readme, begin, end, block in blocks:
+        if not readme.exists() or begin not in readme.read_text():
+            continue
+        old = readme.read_text()
+        new = replace_block(old, begin, end, block)
+        if new != old:
+            stale.append(str(readme.relative_to(REPO_ROOT)))
+            if not args.check:
+                readme.write_text(new)
     verb = "out of date" if args.check else "updated"
-    print(f"render_results: {verb}: {', '.join(stale) or 'none'}")
+    print(f"render_results: {verb}: {', '.join(dict.fromkeys(stale)) or 'none'}")
     return 1 if (args.check and stale) else 0
 
 
