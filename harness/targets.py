@@ -46,8 +46,13 @@ def load_targets(chapter_dir: Path) -> dict:
 
 
 def _measured(result: dict, metric: str, variant: str | None) -> float | None:
-    if metric == "speedup" and variant is None:
-        return result.get("speedup")
+    if metric == "speedup":  # of the fastest verified variant, or of the one named, over the baseline
+        if variant is None:
+            return result.get("speedup")
+        rows = result.get("variants", [])
+        base = rows[0].get("median_ms") if rows else None
+        mine = [v["median_ms"] for v in rows if v["name"] == variant and v.get("verified") and v.get("median_ms")]
+        return base / mine[0] if base and mine else None
     rows = [v for v in result.get("variants", []) if v.get("verified") and v.get(metric) is not None]
     if variant is not None:
         rows = [v for v in rows if v["name"] == variant]

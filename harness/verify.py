@@ -1,7 +1,7 @@
 """Is the optimized output the baseline's output?
 
 An element passes when |out - ref| <= atol + rtol * |ref| (the rule of torch.allclose), computed
-here in float64 so that nothing an example patches changes the verdict. Shapes and dtypes must
+here in float64 on the reference's device. Shapes and dtypes must
 match exactly, and any NaN or Inf fails. Tolerances follow the output's dtype:
 
     dtype            rtol     atol     why
@@ -72,7 +72,7 @@ def compare(out: list[torch.Tensor], ref: list[torch.Tensor], tolerance: tuple[f
         if o.dtype != r.dtype:
             return Comparison(False, f"{where}dtype {o.dtype} != baseline {r.dtype}")
         rtol, atol = tolerance or tolerance_for(r.dtype)
-        o64, r64 = o.detach().to("cpu", torch.float64), r.detach().to("cpu", torch.float64)
+        o64, r64 = o.detach().to(r.device, torch.float64), r.detach().to(torch.float64)
         if not bool(torch.isfinite(r64).all()):
             return Comparison(False, f"{where}the baseline itself produced NaN/Inf", rtol=rtol, atol=atol)
         finite = torch.isfinite(o64)

@@ -123,6 +123,11 @@ def test_targets_evaluate_per_architecture():
     assert targets.evaluate(spec, {"speedup": None, "variants": []}, "H200")[0]["met"] is None
     assert targets.evaluate(spec, result, "A100")[0]["value"] == 2.0
     assert targets.evaluate(spec, result, "cpu")[0]["met"] is None
+    rows = {"variants": [{"name": "b", "role": "baseline", "verified": True, "median_ms": 6.0},
+                         {"name": "kernel", "role": "optimized", "verified": True, "median_ms": 2.0},
+                         {"name": "torch", "role": "optimized", "verified": True, "median_ms": 1.0}], "speedup": 6.0}
+    named = {"speedup": {"op": ">=", "default": 2.0, "variant": "kernel"}}
+    assert targets.evaluate(named, rows, "H100")[0]["measured"] == 3.0
     assert targets.evaluate({"speedup": {**spec["speedup"], "cpu": 1.0}}, result, "cpu")[0]["met"] is True
 
 

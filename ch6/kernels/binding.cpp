@@ -1,0 +1,104 @@
+// Python bindings for this chapter's kernels: each function checks its tensors, allocates the
+// output, and calls the extern "C" launcher from the .cu files on PyTorch's current stream.
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+#include <torch/extension.h>
+
+#include "launchers.h"
+
+namespace {
+
+void check_tensor(const torch::Tensor& t, const char* name, int64_t dim = -1) {
+  TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
+  TORCH_CHECK(t.scalar_type() == torch::kFloat32, name, " must be float32, got ", t.scalar_type());
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+  TORCH_CHECK(dim < 0 || t.dim() == dim, name, " must have ", dim, " dimensions, got ", t.dim());
+}
+
+void check_launch(cudaError_t err, const char* what) {
+  TORCH_CHECK(err == cudaSuccess, what, " failed: ", cudaGetErrorString(err));
+}
+
+cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream(); }
+
+torch::Tensor vector_add(const torch::Tensor& a, const torch::Tensor& b, bool one_thread) {
+  check_tensor(a, "a");
+  check_tensor(b, "b");
+  TORCH_CHECK(a.sizes() == b.sizes() && a.device() == b.device(), "a and b must match in shape and device");
+  const c10::cuda::CUDAGuard guard(a.device());
+  auto out = torch::empty_like(a);
+  auto launch = one_thread ? launch_add_one_thread : launch_add_per_element;
+  check_launch(launch(a.data_ptr<float>(), b.data_ptr<float>(), out.data_ptr<float>(), a.numel(), stream()),
+               one_thread ? "add_one_thread" : "add_per_element");
+  return out;
+}
+
+torch::Tensor affine(const torch::Tensor& x, const torch::Tensor& row_scale, const torch::Tensor& col_bias,
+                     bool two_d) {
+  check_tensor(x, "x", 2);
+  check_tensor(row_scale, "row_scale", 1);
+  check_tensor(col_bias, "col_bias", 1);
+  TORCH_CHECK(row_scale.size(0) == x.size(0) && col_bias.size(0) == x.size(1),
+              "row_scale must have x.size(0) elements and col_bias x.size(1)");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto out = torch::empty_like(x);
+  auto launch = two_d ? launch_affine_2d : launch_affine_1d_grid_stride;
+  check_launch(launch(x.data_ptr<float>(), row_scale.data_ptr<float>(), col_bias.data_ptr<float>(),
+                      out.data_ptr<float>(), x.size(0), x.size(1), stream()),
+               two_d ? "affine_2d" : "affine_1d_grid_stride");
+  return out;
+}
+
+torch::Tensor saxpy(double a, const torch::Tensor& x, const torch::Tensor& y, bool float4) {
+  check_tensor(x, "x");
+  check_tensor(y, "y");
+  TORCH_CHECK(x.sizes() == y.sizes(), "x and y must have the same shape");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto out = torch::empty_like(x);
+  auto launch = float4 ? launch_saxpy_float4 : launch_saxpy_scalar;
+  check_launch(launch(x.numel(), float(a), x.data_ptr<float>(), y.data_ptr<float>(), out.data_ptr<float>(), stream()),
+               float4 ? "saxpy_float4 (needs 16-byte aligned tensors)" : "saxpy_scalar");
+  return out;
+}
+
+torch::Tensor silu(const torch::Tensor& x, bool occupancy_api) {
+  check_tensor(x, "x");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto out = torch::empty_like(x);
+  auto launch = occupancy_api ? launch_silu_occupancy_api : launch_silu_fixed_block;
+  check_launch(launch(x.data_ptr<float>(), out.data_ptr<float>(), x.numel(), stream()),
+               occupancy_api ? "silu_occupancy_api" : "silu_fixed_block");
+  return out;
+}
+
+std::tuple<int, int> silu_occupancy() {
+  int min_grid = 0, block = 0;
+  check_launch(silu_occupancy_choice(&min_grid, &block), "cudaOccupancyMaxPotentialBlockSize");
+  return {min_grid, block};
+}
+
+int blocks_per_sm(bool grid_stride_kernel, int block) {
+  int blocks = 0;
+  check_launch(silu_blocks_per_sm(grid_stride_kernel, block, &blocks), "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  return blocks;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("add_one_thread", [](const torch::Tensor& a, const torch::Tensor& b) { return vector_add(a, b, true); });
+  m.def("add_per_element", [](const torch::Tensor& a, const torch::Tensor& b) { return vector_add(a, b, false); });
+  m.def("affine_2d", [](const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& b) {
+    return affine(x, s, b, true);
+  });
+  m.def("affine_1d_grid_stride", [](const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& b) {
+    return affine(x, s, b, false);
+  });
+  m.def("saxpy_scalar", [](double a, const torch::Tensor& x, const torch::Tensor& y) { return saxpy(a, x, y, false); });
+  m.def("saxpy_float4", [](double a, const torch::Tensor& x, const torch::Tensor& y) { return saxpy(a, x, y, true); });
+  m.def("silu_fixed_block", [](const torch::Tensor& x) { return silu(x, false); });
+  m.def("silu_occupancy_api", [](const torch::Tensor& x) { return silu(x, true); });
+  m.def("silu_occupancy", &silu_occupancy, "(min grid, block size) the occupancy API proposes for the grid-stride SiLU");
+  m.def("blocks_per_sm", &blocks_per_sm, "resident blocks per SM for a SiLU kernel at a block size");
+}
