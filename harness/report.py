@@ -83,9 +83,15 @@ def expectations_markdown(recorded: dict) -> str:
     for ex_id, entry in recorded["examples"].items():
         prov = entry["provenance"]
         sources[(prov["git_sha"] or "unknown")[:12], prov["started_at"][:10]] = prov
-        targets = "; ".join(_target_text(t) for t in entry.get("targets", []) if t["value"] is not None) or "-"
+        # Each target sits on the row of the variant it judges: the one it names, else the fastest verified.
+        timed = [v for v in entry["variants"][1:] if v.get("verified") and v.get("median_ms")]
+        fastest = min(timed, key=lambda v: v["median_ms"])["name"] if timed else None
+        judged: dict[str, list[str]] = {}
+        for t in entry.get("targets", []):
+            if t["value"] is not None:
+                judged.setdefault(t.get("variant") or fastest, []).append(_target_text(t))
         for row in variant_rows({**entry, "id": ex_id}):
-            rows.append(row + ([targets] if row[1] == entry["variants"][-1]["name"] else [""]))
+            rows.append(row + ["; ".join(judged.get(row[1], []))])
     dev = next(iter(sources.values()))["device"] if sources else {}
     versions = next(iter(sources.values()))["versions"] if sources else {}
     head = (f"Measured on {recorded.get('gpu', '?')} (driver {dev.get('driver')}, CUDA {dev.get('cuda')}, "

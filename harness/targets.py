@@ -75,5 +75,6 @@ def evaluate(example_targets: dict, result: dict, arch: str) -> list[dict]:
         measured = _measured(result, metric, spec.get("variant"))
         met = None if value is None or measured is None else bool(OPS[op](measured, value))
         out.append({"metric": metric, "op": op, "value": value, "measured": measured, "met": met,
+                    "variant": spec.get("variant"),
                     "source": f"{key}: {spec.get('source', '')}".rstrip(": ") if value is not None else "no target for this GPU"})
     return out
