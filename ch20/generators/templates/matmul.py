@@ -1,0 +1,125 @@
+"""Search template: tiled matmul in Triton, with an optional bias + ReLU epilogue.
+
+One program computes a BLOCK_M x BLOCK_N tile of C, stepping through K in BLOCK_K slices with a float32
+accumulator; GROUP_M orders the tiles so that neighbouring programs share rows of A in the L2. The
+epilogue (for the matmul_bias_relu family) adds the bias and applies the ReLU before the one store.
+Knobs: the three block sizes, GROUP_M, num_warps and num_stages (the software pipeline depth).
+"""
+from __future__ import annotations
+
+PLAIN = {"block_m": 64, "block_n": 64, "block_k": 32, "group_m": 1, "num_warps": 4, "num_stages": 2}
+SMEM_LIMIT = 220 * 1024   # bytes of shared memory a configuration may plan for (H100/H200 allow 227 KiB)
+
+
+def space(device_type: str) -> dict[str, list]:
+    if device_type == "cuda":
+        return {"block_m": [64, 128, 256], "block_n": [64, 128, 256], "block_k": [32, 64, 128],
+                "group_m": [1, 8], "num_warps": [4, 8], "num_stages": [2, 3, 4, 5]}
+    return {"block_m": [16, 32], "block_n": [16, 32], "block_k": [16, 32], "group_m": [1, 2],
+            "num_warps": [4], "num_stages": [2]}
+
+
+def valid(p: dict, device_type: str) -> bool:
+    """Prune what cannot compile or would spill: the pipeline's shared memory and the accumulator tile."""
+    smem = (p["block_m"] * p["block_k"] + p["block_k"] * p["block_n"]) * 2 * p["num_stages"]
+    acc_per_thread = p["block_m"] * p["block_n"] / (32 * p["num_warps"])
+    return smem <= SMEM_LIMIT and acc_per_thread <= 128
+
+
+def label(p: dict) -> str:
+    return (f"{p['block_m']}x{p['block_n']}x{p['block_k']} g{p['group_m']} "
+            f"w{p['num_warps']} s{p['num_stages']}")
+
+
+KERNEL = '''"""Triton matmul from the search template: {label}."""
+import os
+
+import torch
+import triton
+import triton.language as tl
+from torch import nn
+
+BLOCK_M, BLOCK_N, BLOCK_K = {block_m}, {block_n}, {block_k}
+GROUP_M = {group_m}
+NUM_WARPS, NUM_STAGES = {num_warps}, {num_stages}
+# Triton's CPU interpreter gets bf16 dot products wrong: there, and only there, upcast to float32 first.
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+@triton.jit
+def matmul_kernel(a_ptr, b_ptr, c_ptr, bias_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn,
+                  stride_cm, stride_cn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                  GROUP_M: tl.constexpr, BIAS_RELU: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr):
+    pid = tl.program_id(0)
+    tiles_m = tl.cdiv(M, BLOCK_M)
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    per_group = GROUP_M * tiles_n
+    first_m = (pid // per_group) * GROUP_M
+    group_rows = tl.minimum(tiles_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % per_group) % group_rows
+    pid_n = (pid % per_group) // group_rows
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :] * stride_ak
+    b_ptrs = b_ptr + offs_k[:, None] * stride_bk + offs_n[None, :] * stride_bn
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(0, tl.cdiv(K, BLOCK_K)):
+        k_left = K - k * BLOCK_K
+        a = tl.load(a_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0.0)
+        b = tl.load(b_ptrs, mask=(offs_k[:, None] < k_left) & (offs_n[None, :] < N), other=0.0)
+        if UPCAST:
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        if IEEE:  # float32 inputs: full precision, not TF32, to match torch's float32 matmul
+            acc = tl.dot(a, b, acc, input_precision="ieee")
+        else:
+            acc = tl.dot(a, b, acc)
+        a_ptrs += BLOCK_K * stride_ak
+        b_ptrs += BLOCK_K * stride_bk
+    if BIAS_RELU:  # the epilogue runs on the accumulator in registers, before the single store
+        bias = tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)
+        acc = tl.maximum(acc + bias[None, :], 0.0)
+    c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+
+
+def matmul(a, b_t_strides, b, n, bias=None):
+    """C = A @ B, where B is addressed through (stride_k, stride_n), so W^T needs no copy."""
+    m, k = a.shape
+    c = torch.empty((m, n), device=a.device, dtype=a.dtype)
+    grid = (triton.cdiv(m, BLOCK_M) * triton.cdiv(n, BLOCK_N),)
+    matmul_kernel[grid](a, b, c, c if bias is None else bias, m, n, k, a.stride(0), a.stride(1),
+                        b_t_strides[0], b_t_strides[1], c.stride(0), c.stride(1),
+                        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M,
+                        BIAS_RELU=bias is not None, IEEE=a.dtype == torch.float32,
+                        UPCAST=INTERPRET and a.dtype != torch.float32, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+    return c
+'''
+
+MATMUL_MODEL = '''
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, a, b):
+        return matmul(a, (b.stride(0), b.stride(1)), b, b.shape[1])
+'''
+
+LINEAR_MODEL = '''
+
+class ModelNew(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)   # parameters drawn exactly as the reference's
+
+    def forward(self, x):
+        w = self.linear.weight                               # (out, in): W^T[k, n] = W[n, k]
+        return matmul(x, (w.stride(1), w.stride(0)), w, w.shape[0], bias=self.linear.bias)
+'''
+
+
+def render(params: dict, problem) -> str:
+    model = LINEAR_MODEL if problem.family == "matmul_bias_relu" else MATMUL_MODEL
+    return KERNEL.format(label=label(params), **params) + model

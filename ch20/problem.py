@@ -1,0 +1,165 @@
+"""A KernelBench-format problem: load it, draw its inputs, and read what it declares.
+
+A problem file defines ``class Model(nn.Module)``, ``get_inputs(size="full")`` and
+``get_init_inputs(size="full")`` (KernelBench's no-argument calls still work: they get the full size).
+It may also declare:
+
+    FAMILY               which search template fits ("softmax", "matmul", ...); default "generic"
+    DTYPES               {"tiny": torch.float32, "full": torch.bfloat16}: the dtype of float inputs and
+                         of the model's parameters at each size; default float32 everywhere
+    INPUT_DISTRIBUTIONS  the distributions its inputs may be drawn from (see DISTRIBUTIONS);
+                         default ("normal", "large")
+    TOLERANCE            (rtol, atol) instead of the dtype's; the file says why
+    flops(inputs), bytes_moved(inputs)   the work one call must do, for the above-peak check
+
+Problem files are trusted code (ours); candidates are not, and are never imported here.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+SIZES = ("tiny", "small", "full")
+DEFAULT_DISTRIBUTIONS = ("normal", "large")
+
+# What each distribution catches. Every one starts from the problem's own get_inputs (standard normal
+# in all of ours) and is applied to floating-point inputs only.
+DISTRIBUTIONS = {
+    "normal": "as get_inputs draws them (standard normal)",
+    "large": "x * 100: overflow, e.g. a softmax without the max subtraction",
+    "shifted": "x + 50: cancellation, e.g. a variance computed as E[x^2] - E[x]^2",
+    "skewed": "exp(x), log-normal: all positive with a heavy tail; a low-precision accumulator drifts",
+    "sparse": "half the elements exactly 0 and 1% of them x * 1000: edge values for activations",
+}
+
+
+class ProblemError(Exception):
+    """The problem file itself is unusable (a usage error, exit 2)."""
+
+
+def load_module(path: Path, name: str):
+    """Import a Python file under a private module name (used for problems here, candidates in the child)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def call_sized(fn, size: str):
+    """get_inputs(size) for our problems, get_inputs() for KernelBench's."""
+    try:
+        takes_size = bool(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        takes_size = False
+    return fn(size) if takes_size else fn()
+
+
+def apply_distribution(x: torch.Tensor, name: str, gen: torch.Generator) -> torch.Tensor:
+    if name == "normal":
+        return x
+    if name == "large":
+        return x * 100.0
+    if name == "shifted":
+        return x + 50.0
+    if name == "skewed":
+        return torch.exp(x)
+    if name == "sparse":
+        u = torch.rand(x.shape, generator=gen)
+        return torch.where(u < 0.5, torch.zeros_like(x), torch.where(u > 0.99, x * 1000.0, x))
+    raise ProblemError(f"unknown input distribution {name!r}; known: {', '.join(DISTRIBUTIONS)}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    name: str
+    family: str
+    distributions: tuple[str, ...]
+    dtypes: dict
+    tolerance: tuple[float, float] | None
+    title: str
+    module: object
+
+    def dtype(self, size: str) -> torch.dtype:
+        return self.dtypes.get(size, torch.float32)
+
+    @property
+    def source(self) -> str:
+        return self.path.read_text()
+
+    @property
+    def sha256(self) -> str:
+        return sha256_file(self.path)
+
+    def init_inputs(self, size: str) -> list:
+        return list(call_sized(self.module.get_init_inputs, size))
+
+    def make_inputs(self, size: str, seed: int, distribution: str) -> list:
+        """Fresh CPU inputs for one trial: the problem's draw under `seed`, reshaped by a distribution."""
+        torch.manual_seed(seed)
+        raw = list(call_sized(self.module.get_inputs, size))
+        gen = torch.Generator().manual_seed(seed ^ 0x5EED)
+        dtype = self.dtype(size)
+        out = []
+        for x in raw:
+            if isinstance(x, torch.Tensor):
+                x = x.detach().to("cpu")
+                if x.is_floating_point():
+                    x = apply_distribution(x.float(), distribution, gen).to(dtype)
+                x = x.contiguous()
+            out.append(x)
+        return out
+
+    def work(self, inputs: list) -> tuple[int | None, int | None]:
+        """(bytes, flops) one call must move and do, where the problem says."""
+        nbytes = getattr(self.module, "bytes_moved", None)
+        nflops = getattr(self.module, "flops", None)
+        return (int(nbytes(inputs)) if nbytes else None, int(nflops(inputs)) if nflops else None)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_problem(path: str | Path) -> Problem:
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ProblemError(f"no problem file {path}")
+    try:
+        module = load_module(path, f"ch20_problem_{path.stem}")
+    except Exception as exc:
+        raise ProblemError(f"{path.name} does not import: {type(exc).__name__}: {exc}") from exc
+    missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if not hasattr(module, n)]
+    if missing:
+        raise ProblemError(f"{path.name} lacks {', '.join(missing)} (KernelBench format)")
+    dists = tuple(getattr(module, "INPUT_DISTRIBUTIONS", DEFAULT_DISTRIBUTIONS))
+    unknown = [d for d in dists if d not in DISTRIBUTIONS]
+    if unknown or not dists:
+        raise ProblemError(f"{path.name}: unknown INPUT_DISTRIBUTIONS {unknown}; known: {', '.join(DISTRIBUTIONS)}")
+    tol = getattr(module, "TOLERANCE", None)
+    doc = (module.__doc__ or "").strip().splitlines()
+    return Problem(path=path, name=path.stem, family=getattr(module, "FAMILY", "generic"), distributions=dists,
+                   dtypes=dict(getattr(module, "DTYPES", {})), tolerance=tuple(tol) if tol else None,
+                   title=doc[0] if doc else path.stem, module=module)
+
+
+def tensor_sha256(t) -> str:
+    """An exact fingerprint of a tensor (dtype, shape, bytes) or of a plain value."""
+    h = hashlib.sha256()
+    if isinstance(t, torch.Tensor):
+        c = t.detach().to("cpu").contiguous()
+        h.update(f"{c.dtype}{tuple(c.shape)}".encode())
+        if c.numel():
+            h.update(c.reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        h.update(repr(t).encode())
+    return h.hexdigest()

@@ -1,0 +1,58 @@
+"""Certificates: issued for an accepted kernel by the CLI, re-checked, and drift reported."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ch20 import certificate
+
+REPO = Path(__file__).resolve().parent.parent
+PROBLEM = REPO / "ch20/problems/softmax.py"
+GOOD = REPO / "tests/ch20_candidates/softmax_good.py"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "ch20.verify", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_accepts_writes_json_and_certificate_and_rechecks_it(tmp_path):
+    shutil.copy(GOOD, tmp_path / "kernel.py")
+    cert_path, json_path = tmp_path / "certificate.json", tmp_path / "verdict.json"
+    done = run("--problem", str(PROBLEM), "--candidate", str(tmp_path / "kernel.py"), "--device", "cpu",
+               "--trials", "3", "--min-speedup", "0", "--json", str(json_path), "--save-certificate", str(cert_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    verdict = json.loads(json_path.read_text())
+    assert verdict["accepted"] and verdict["correct"] and verdict["compiled"]
+    cert = json.loads(cert_path.read_text())
+    assert cert["candidate"]["path"] == "kernel.py"            # beside the certificate
+    assert cert["problem"]["path"] == "ch20/problems/softmax.py"  # in the repository
+    assert len(cert["reference_anchor"]["sha256"][0]) == 64
+    assert cert["baseline"]["median_ms"] > 0 and cert["speedup"] > 0
+    assert cert["versions"]["torch"]
+
+    again = run("--certificate", str(cert_path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "HOLDS" in again.stdout
+
+    (tmp_path / "kernel.py").write_text(GOOD.read_text() + "\n# edited\n")
+    report = certificate.check(cert_path)
+    assert not report["ok"] and report["sources_changed"] and report["verdict"] is None
+
+
+def test_drift_names_hardware_versions_and_reference_output():
+    cert = {"hardware": {"name": "NVIDIA H200", "capability": "9.0", "driver": "570"},
+            "versions": {"torch": "2.11.0", "triton": "3.6.0"}, "reference_anchor": {"sha256": ["a" * 64]},
+            "device": "cuda", "size": "full", "speedup": 1.2}
+    same = {"hardware": dict(cert["hardware"]), "versions": dict(cert["versions"]),
+            "anchor": {"sha256": ["a" * 64]}, "device": "cuda", "size": "full", "speedup": 1.21}
+    assert certificate.drift(cert, same) == []
+    moved = {"hardware": {"name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "driver": "570"},
+             "versions": {"torch": "2.12.0", "triton": "3.6.0"}, "anchor": {"sha256": ["b" * 64]},
+             "device": "cuda", "size": "full", "speedup": 0.9}
+    found = " | ".join(certificate.drift(cert, moved))
+    assert "hardware name: NVIDIA H200 -> NVIDIA H100" in found
+    assert "torch version: 2.11.0 -> 2.12.0" in found
+    assert "reference output on the probe input changed" in found
+    assert "speedup 1.2x -> 0.9x" in found
