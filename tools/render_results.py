@@ -5,7 +5,8 @@
 
 The table goes between `<!-- results:begin -->` and `<!-- results:end -->` in chN/README.md, and between
 `<!-- results:chN:begin -->` and `<!-- results:chN:end -->` in the top-level README.md; the peak tables
-from peaks/<gpu>.json (written by benchmark_peak.py) between `<!-- peaks:begin -->` and `<!-- peaks:end -->`.
+from peaks/<gpu>.json (written by benchmark_peak.py) between `<!-- peaks:begin -->` and `<!-- peaks:end -->`;
+Chapter 20's loop runs from ch20/runs/ between `<!-- runs:begin -->` and `<!-- runs:end -->`.
 Nothing in those tables is typed by hand: they come from chN/expectations/<gpu>.json, which `--record` writes.
 """
 from __future__ import annotations
@@ -58,6 +59,10 @@ def main(argv=None) -> int:
         block = chapter_block(known[name])
         blocks += [(known[name] / "README.md", "<!-- results:begin -->", "<!-- results:end -->", block),
                    (top, f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->", block)]
+    runs = sorted(p for p in (REPO_ROOT / "ch20" / "runs").glob("*") if (p / "summary.json").exists())
+    if runs:
+        from ch20.report import table
+        blocks.append((REPO_ROOT / "ch20" / "README.md", "<!-- runs:begin -->", "<!-- runs:end -->", table(runs)))
     for readme, begin, end, block in blocks:
         if not readme.exists() or begin not in readme.read_text():
             continue
