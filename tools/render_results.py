@@ -16,7 +16,8 @@ import json
 import re
 import sys
 
-from harness.device import REPO_ROOT
+from harness import targets
+from harness.device import REPO_ROOT, arch_key
 from harness.peaks import PEAKS_DIR, load_peaks
 from harness.peaks import markdown_table as peaks_markdown
 from harness.report import expectations_markdown
@@ -24,10 +25,18 @@ from harness.sweep import chapter_dirs
 
 
 def chapter_block(chapter_dir) -> str:
+    """Each GPU's recorded figures, judged against the chapter's targets as they are now."""
     files = sorted((chapter_dir / "expectations").glob("*.json"))
     if not files:
         return "Not yet measured: no recorded run on a GPU."
-    return "\n\n".join(expectations_markdown(json.loads(f.read_text())) for f in files)
+    claims = targets.load_targets(chapter_dir)
+    blocks = []
+    for f in files:
+        recorded = json.loads(f.read_text())
+        for ex_id, entry in recorded["examples"].items():
+            entry["targets"] = targets.evaluate(claims.get(ex_id.split("/")[1], {}), entry, arch_key(recorded["gpu"]))
+        blocks.append(expectations_markdown(recorded))
+    return "\n\n".join(blocks)
 
 
 def peaks_block() -> str:
