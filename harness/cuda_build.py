@@ -3,6 +3,8 @@
 The layout every CUDA example follows:
 
 * An *extension* is a folder (``chN/kernels/``) holding kernel files ``*.cu`` and one ``binding.cpp``.
+  Helpers every chapter shares live in ``harness/include/aisp/`` (``launch.cuh`` for kernels,
+  ``binding.h`` for bindings), which every build puts on the include path.
 * A ``.cu`` file holds kernels and ``extern "C"`` launchers that take raw pointers, sizes and a
   ``cudaStream_t`` and return a ``cudaError_t``. It includes CUDA headers only, so plain ``nvcc -c``
   compiles it anywhere (CI does so for sm_80, sm_90 and sm_100 on a machine with no GPU).
@@ -32,6 +34,7 @@ from pathlib import Path
 from harness.device import REPO_ROOT
 
 BUILD_ROOT = REPO_ROOT / "build" / "extensions"
+INCLUDE_DIR = Path(__file__).resolve().parent / "include"   # aisp/launch.cuh, aisp/binding.h: shared by every chapter
 CI_ARCHS = ("sm_80", "sm_90", "sm_100")
 BINDING = "binding.cpp"
 # torch builds .cu files with these; CI uses them too, so that what compiles in CI compiles in torch.
@@ -96,7 +99,9 @@ def build_dir(name: str, key: str, root: Path | None = None) -> Path:
 
 def _key_files(sources: list[Path]) -> dict[str, bytes]:
     """The sources plus any local headers beside them (a source may include them), by repo-relative name."""
-    headers = {h for folder in {p.parent for p in sources} for ext in ("*.cuh", "*.h", "*.hpp") for h in folder.glob(ext)}
+    folders = {p.parent for p in sources}
+    headers = {h for folder in folders for ext in ("*.cuh", "*.h", "*.hpp") for h in folder.glob(ext)}
+    headers |= {h for h in INCLUDE_DIR.rglob("*") if h.suffix in (".cuh", ".h", ".hpp")}
     return {_repo_relative(p): p.read_bytes() for p in sorted(set(sources) | headers)}
 
 
@@ -171,7 +176,8 @@ def load(name: str, sources: list[str | Path], *, extra_cuda_cflags: list[str] =
         verbose = os.environ.get("AISP_BUILD_VERBOSE", "") not in ("", "0")
     try:
         return cpp_extension.load(name=name, sources=[str(s) for s in sources], extra_cflags=cflags,
-                                  extra_cuda_cflags=cuda_flags, build_directory=str(folder), verbose=verbose)
+                                  extra_cuda_cflags=cuda_flags, extra_include_paths=[str(INCLUDE_DIR)],
+                                  build_directory=str(folder), verbose=verbose)
     except Exception as exc:  # torch raises RuntimeError/CalledProcessError with the whole compiler log
         log = folder / "build_error.log"
         log.write_text(str(exc))
@@ -218,7 +224,7 @@ def nvcc_command(path: Path, out: Path, archs: tuple[str, ...] = CI_ARCHS, nvcc:
     arch-specific targets the file asks for, with -DAISP_STANDALONE when it has a standalone main."""
     text = Path(path).read_text()
     targets = list(dict.fromkeys([*archs, *arch_markers(text)]))
-    return [nvcc, "-c", *NVCC_FLAGS, "-std=c++17", "--threads", "0", *TORCH_NVCC_DEFINES,
+    return [nvcc, "-c", *NVCC_FLAGS, "-std=c++17", "--threads", "0", *TORCH_NVCC_DEFINES, "-I", str(INCLUDE_DIR),
             *(gencode(a) for a in targets), *(["-DAISP_STANDALONE"] if has_standalone_main(text) else []),
             str(path), "-o", str(out)]
 

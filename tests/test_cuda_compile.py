@@ -66,12 +66,12 @@ def test_build_key_and_dir():
     assert folder == REPO_ROOT / "build" / "extensions" / f"aisp_ch7_kernels-{key}"
 
 
-def test_key_files_include_local_headers(tmp_path):
+def test_key_files_include_local_and_shared_headers(tmp_path):
     (tmp_path / "a.cu").write_text("#include \"common.cuh\"\n")
     (tmp_path / "common.cuh").write_text("// helpers\n")
     (tmp_path / "binding.cpp").write_text("// binding\n")
     names = cuda_build._key_files([tmp_path / "a.cu", tmp_path / "binding.cpp"])
-    assert {Path(n).name for n in names} == {"a.cu", "common.cuh", "binding.cpp"}
+    assert {Path(n).name for n in names} == {"a.cu", "common.cuh", "binding.cpp", "launch.cuh", "binding.h"}
 
 
 def test_extension_folders_are_complete():

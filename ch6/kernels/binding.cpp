@@ -5,26 +5,18 @@
 #include <cuda_runtime.h>
 #include <torch/extension.h>
 
+#include "aisp/binding.h"
 #include "launchers.h"
 
 namespace {
 
-void check_tensor(const torch::Tensor& t, const char* name, int64_t dim = -1) {
-  TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
-  TORCH_CHECK(t.scalar_type() == torch::kFloat32, name, " must be float32, got ", t.scalar_type());
-  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
-  TORCH_CHECK(dim < 0 || t.dim() == dim, name, " must have ", dim, " dimensions, got ", t.dim());
-}
-
-void check_launch(cudaError_t err, const char* what) {
-  TORCH_CHECK(err == cudaSuccess, what, " failed: ", cudaGetErrorString(err));
-}
-
-cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream(); }
+using aisp::check_launch;
+using aisp::check_tensor;
+using aisp::stream;
 
 torch::Tensor vector_add(const torch::Tensor& a, const torch::Tensor& b, bool one_thread) {
-  check_tensor(a, "a");
-  check_tensor(b, "b");
+  check_tensor(a, "a", torch::kFloat32);
+  check_tensor(b, "b", torch::kFloat32);
   TORCH_CHECK(a.sizes() == b.sizes() && a.device() == b.device(), "a and b must match in shape and device");
   const c10::cuda::CUDAGuard guard(a.device());
   auto out = torch::empty_like(a);
@@ -36,9 +28,9 @@ torch::Tensor vector_add(const torch::Tensor& a, const torch::Tensor& b, bool on
 
 torch::Tensor affine(const torch::Tensor& x, const torch::Tensor& row_scale, const torch::Tensor& col_bias,
                      bool two_d) {
-  check_tensor(x, "x", 2);
-  check_tensor(row_scale, "row_scale", 1);
-  check_tensor(col_bias, "col_bias", 1);
+  check_tensor(x, "x", torch::kFloat32, 2);
+  check_tensor(row_scale, "row_scale", torch::kFloat32, 1);
+  check_tensor(col_bias, "col_bias", torch::kFloat32, 1);
   TORCH_CHECK(row_scale.size(0) == x.size(0) && col_bias.size(0) == x.size(1),
               "row_scale must have x.size(0) elements and col_bias x.size(1)");
   const c10::cuda::CUDAGuard guard(x.device());
@@ -51,8 +43,8 @@ torch::Tensor affine(const torch::Tensor& x, const torch::Tensor& row_scale, con
 }
 
 torch::Tensor saxpy(double a, const torch::Tensor& x, const torch::Tensor& y, bool float4) {
-  check_tensor(x, "x");
-  check_tensor(y, "y");
+  check_tensor(x, "x", torch::kFloat32);
+  check_tensor(y, "y", torch::kFloat32);
   TORCH_CHECK(x.sizes() == y.sizes(), "x and y must have the same shape");
   const c10::cuda::CUDAGuard guard(x.device());
   auto out = torch::empty_like(x);
@@ -63,7 +55,7 @@ torch::Tensor saxpy(double a, const torch::Tensor& x, const torch::Tensor& y, bo
 }
 
 torch::Tensor silu(const torch::Tensor& x, bool occupancy_api) {
-  check_tensor(x, "x");
+  check_tensor(x, "x", torch::kFloat32);
   const c10::cuda::CUDAGuard guard(x.device());
   auto out = torch::empty_like(x);
   auto launch = occupancy_api ? launch_silu_occupancy_api : launch_silu_fixed_block;

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 
-#include "common.cuh"
+#include "aisp/launch.cuh"
 #include "launchers.h"
 
 // 2D: x walks columns so that the 32 threads of a warp touch 32 adjacent floats (one coalesced

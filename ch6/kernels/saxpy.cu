@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 
-#include "common.cuh"
+#include "aisp/launch.cuh"
 #include "launchers.h"
 
 __global__ void saxpy_scalar(int64_t n, float a, const float* __restrict__ x, const float* __restrict__ y,

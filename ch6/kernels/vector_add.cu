@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 
-#include "common.cuh"
+#include "aisp/launch.cuh"
 #include "launchers.h"
 
 // One thread walks the whole array: the GPU used as a single slow, in-order core. Teaching only.

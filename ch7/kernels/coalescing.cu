@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 
-#include "common.cuh"
+#include "aisp/launch.cuh"
 #include "launchers.h"
 
 // Thread t takes element t: the 32 threads of a warp read 32 neighbouring floats, 128 contiguous

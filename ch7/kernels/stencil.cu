@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 
-#include "common.cuh"
+#include "aisp/launch.cuh"
 #include "launchers.h"
 
 constexpr int kRadius = 8;                // a multiple of 4, so spans start on 16-byte boundaries

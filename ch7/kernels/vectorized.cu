@@ -6,7 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include "common.cuh"
+#include "aisp/launch.cuh"
 #include "launchers.h"
 
 __device__ __forceinline__ __nv_bfloat16 scale(__nv_bfloat16 v, float alpha) {

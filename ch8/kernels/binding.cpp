@@ -5,22 +5,14 @@
 #include <cuda_runtime.h>
 #include <torch/extension.h>
 
+#include "aisp/binding.h"
 #include "launchers.h"
 
 namespace {
 
-void check_tensor(const torch::Tensor& t, const char* name, at::ScalarType dtype, int64_t dim = -1) {
-  TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
-  TORCH_CHECK(t.scalar_type() == dtype, name, " must be ", dtype, ", got ", t.scalar_type());
-  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
-  TORCH_CHECK(dim < 0 || t.dim() == dim, name, " must have ", dim, " dimensions, got ", t.dim());
-}
-
-void check_launch(cudaError_t err, const char* what) {
-  TORCH_CHECK(err == cudaSuccess, what, " failed: ", cudaGetErrorString(err));
-}
-
-cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream(); }
+using aisp::check_launch;
+using aisp::check_tensor;
+using aisp::stream;
 
 torch::Tensor gather(const torch::Tensor& table, const torch::Tensor& idx, double scale, int64_t mode,
                      int64_t min_blocks_per_sm) {

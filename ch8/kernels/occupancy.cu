@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 
-#include "common.cuh"
+#include "aisp/launch.cuh"
 #include "launchers.h"
 
 constexpr int kBlock = 256;

@@ -10,7 +10,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include "common.cuh"
+#include "aisp/launch.cuh"
 #include "launchers.h"
 #include "poly.cuh"
 

@@ -1,4 +1,5 @@
-// Small launch helpers shared by this chapter's kernels (CUDA headers only).
+// Launch helpers every chapter's kernels share (CUDA headers only). harness/cuda_build.py puts
+// harness/include on the include path; a standalone build adds `-I harness/include`.
 #pragma once
 #include <cstdint>
 #include <cuda_runtime.h>
