@@ -28,12 +28,19 @@ _sha256 = hashlib.sha256
 _dumps = json.dumps
 _os_write = os.write
 _os_read = os.read
+_os_open = os.open
+_os_close = os.close
+# Messages and result files are encoded with repr (C code of builtin types, which no assignment can
+# replace) rather than json or torch.save, whose Python internals (json.JSONEncoder.encode,
+# torch.serialization._save, pickle.Pickler) a candidate can patch to rewrite results on their way out.
+_repr = repr
+_UNSET = object()  # "this timing set was never called", as opposed to a call that returned None
 
 
 def _channel(msg_fd: int, cmd_fd: int, nonce: str):
     """send(event, **fields) and command() -> str, with the nonce kept in this closure only."""
     def send(event: str, **fields) -> None:
-        data = (_dumps({"nonce": nonce, "event": event, **fields}) + "\n").encode()
+        data = (_repr({"nonce": nonce, "event": event, **fields}) + "\n").encode()
         while data:
             data = data[_os_write(msg_fd, data):]
 
@@ -75,8 +82,13 @@ class Trusted:
         self.reshape = torch.Tensor.reshape
         self.view = torch.Tensor.view
         self.uint8 = torch.uint8
-        self.as_plain = torch.Tensor.as_subclass
+        self.numpy = torch.Tensor.numpy
+        self.data_of = torch.Tensor.data.__get__  # an alias whose writes do not bump the version counter
+        self.copy_ = torch.Tensor.copy_
         self._equal = torch.equal
+        # Inside this context neither tensor subclasses nor TorchFunctionModes see the captured calls.
+        self.plain_torch = torch._C.DisableTorchFunction
+        self.dispatch_modes = torch._C._len_torch_dispatch_stack
         if self.cuda:
             ev = torch.cuda.Event
             self.event_cls, self.record = ev, ev.record
@@ -95,14 +107,24 @@ class Trusted:
 
     def snapshot(self, out) -> tuple[object, list]:
         """(structure, tensors): the output's shape of containers, and CPU copies of its tensors."""
+        if self.dispatch_modes():
+            raise RuntimeError("a TorchDispatchMode is active: it could fake what the verifier reads")
+        with self.plain_torch():
+            return self._snapshot(out)
+
+    def _snapshot(self, out) -> tuple[object, list]:
+        # Exact types only: a tensor subclass can run its real work lazily, when this snapshot touches it
+        # (after the timer stopped), so a subclass is rejected rather than unwrapped.
+        if type(out) is self.tensor_cls:
+            return "tensor", [self.clone(self.to(self.detach(out), "cpu"))]
         if isinstance(out, self.tensor_cls):
-            return "tensor", [self.as_plain(self.clone(self.to(self.detach(out), "cpu")), self.tensor_cls)]
-        if isinstance(out, (tuple, list)):
-            parts = [self.snapshot(o) for o in out]
+            raise TypeError(f"returned a tensor subclass ({type(out).__name__}); return a plain torch.Tensor")
+        if type(out) in (tuple, list):
+            parts = [self._snapshot(o) for o in out]
             return [type(out).__name__, [p[0] for p in parts]], [t for p in parts for t in p[1]]
-        if isinstance(out, dict):
+        if type(out) is dict:
             keys = sorted(out)
-            parts = [self.snapshot(out[k]) for k in keys]
+            parts = [self._snapshot(out[k]) for k in keys]
             return ["dict", keys, [p[0] for p in parts]], [t for p in parts for t in p[1]]
         raise TypeError(f"returned {type(out).__name__}; expected a tensor (or the reference's tuple/dict of them)")
 
@@ -113,10 +135,37 @@ class Trusted:
             c = self.contiguous(self.to(self.detach(x), "cpu"))
             h.update(f"{c.dtype}{tuple(c.shape)}".encode())
             if c.numel():
-                h.update(self.view(self.reshape(c, -1), self.uint8).numpy().tobytes())
+                h.update(self.numpy(self.view(self.reshape(c, -1), self.uint8)).tobytes())
         else:
             h.update(repr(x).encode())
         return h.hexdigest()
+
+    def save(self, path: str, obj) -> None:
+        """Write obj (dicts, lists, strings, numbers, plain CPU tensors) for verify.load_result: one line of
+        repr'd structure with each tensor as ("__tensor__", dtype, shape, offset, nbytes), then the raw bytes."""
+        blobs, size = [], [0]
+
+        def pack(o):
+            if type(o) is self.tensor_cls:
+                c = self.contiguous(o)
+                raw = self.numpy(self.view(self.reshape(c, -1), self.uint8)).tobytes() if c.numel() else b""
+                blobs.append(raw)
+                size[0] += len(raw)
+                return ("__tensor__", str(c.dtype).replace("torch.", ""), list(c.shape), size[0] - len(raw), len(raw))
+            if type(o) is dict:
+                return {k: pack(v) for k, v in o.items()}
+            if type(o) in (list, tuple):
+                return [pack(v) for v in o]
+            return o
+
+        head = (_repr(pack(obj)) + "\n").encode()
+        fd = _os_open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for data in [head, *blobs]:
+                while data:
+                    data = data[_os_write(fd, data):]
+        finally:
+            _os_close(fd)
 
     def poison(self, sizes: list[int]) -> None:
         """NaN in the freed blocks that outputs of these sizes would get next (CUDA caching allocator)."""
@@ -228,7 +277,7 @@ def main() -> int:
     problem = load_module(cfg["problem"], "problem_under_test")
     init_inputs = list(call_sized(problem.get_init_inputs, cfg["size"]))
     data = torch.load(os.path.join(work, "inputs.pt"), weights_only=True)
-    facts = _device_facts(torch, device) if role == "reference" else {}
+    facts = json.loads(_dumps(_device_facts(torch, device), default=str)) if role == "reference" else {}
 
     def build(cls):
         torch.manual_seed(cfg["model_seed"])  # same seed before each: equal parameters in equal order
@@ -264,7 +313,7 @@ def main() -> int:
                     structure, tensors = trusted.snapshot(ref(*on_device(xs)))
                     outs.append({"structure": structure, "tensors": tensors})
                 results.append((name, outs))
-            torch.save(dict(results), os.path.join(work, "outputs.pt"))
+            trusted.save(os.path.join(work, "outputs.pt"), dict(results))
             send("outputs", file="outputs.pt")
             fn_model, rotation = ref, data["timing"]
         else:
@@ -295,14 +344,14 @@ def main() -> int:
                     return 0
                 results.append(record)
                 del xs
-            torch.save({"trials": results}, os.path.join(work, "outputs.pt"))
+            trusted.save(os.path.join(work, "outputs.pt"), {"trials": results})
             send("outputs", file="outputs.pt")
             if command() != "time":
                 return 0
             fn_model, rotation = new, data["timing"]
 
         sets = [on_device(xs) for xs in rotation]
-        last = [None] * len(sets)
+        last = [_UNSET] * len(sets)
         counter = [0]
 
         def call():
@@ -319,12 +368,27 @@ def main() -> int:
                  summary=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
             return 0
         send("timing_end")
-        trusted.sync()
-        timed_outputs = []
-        for out in last:  # what the timed calls themselves returned, judged by the parent too
-            structure, tensors = trusted.snapshot(out) if out is not None else (None, [])
-            timed_outputs.append({"structure": structure, "tensors": tensors})
-        torch.save({"timed": timed_outputs}, os.path.join(work, "timed.pt"))
+        try:
+            trusted.sync()
+            timed_outputs, canary = [], []
+            for out in last:  # what the timed calls themselves returned, judged by the parent too
+                structure, tensors = trusted.snapshot(out) if out is not _UNSET else (None, [])
+                timed_outputs.append({"structure": structure, "tensors": tensors})
+            if role == "candidate":
+                # The same input tensors (same id, data_ptr and version) with a trial's contents written into
+                # them: a kernel that caches its answer by input identity returns the stale one here.
+                for i, xs in enumerate(sets):
+                    for x, src in zip(xs, on_device(data["trials"][i % len(data["trials"])]), strict=True):
+                        if isinstance(x, trusted.tensor_cls):
+                            trusted.copy_(trusted.data_of(x), src)
+                    trusted.sync()
+                    structure, tensors = trusted.snapshot(fn_model(*xs))
+                    canary.append({"structure": structure, "tensors": tensors})
+        except BaseException as exc:  # noqa: B036
+            send("runtime_error", stage="timing", trial=None, who="timing", error=_tail(traceback.format_exc()),
+                 summary=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+            return 0
+        trusted.save(os.path.join(work, "timed.pt"), {"timed": timed_outputs, "canary": canary})
         peaks = _peaks(torch, device, dtype) if role == "reference" and trusted.cuda and cfg.get("peaks") else {}
         send("timing", raw=raw, calls=counter[0], file="timed.pt", peaks=peaks)
     send("done")

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
-from ch20._process import Child, ChildTimeout, ForgedMessage
-from ch20.compare import compare
+from ch20._process import Child, ChildTimeout, ForgedMessage, load_result
 from ch20.problem import Problem, ProblemError, load_problem, sha256_file, tensor_sha256
 from ch20.screen import screen
 from harness import verify as hv
 from harness.device import pick_device
 from harness.timing import TimingConfig, quantile
+from harness.verify import compare
 
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 SUSPECT_SPEEDUP = 10.0       # above this a speedup is flagged for a human to look at
@@ -122,11 +122,13 @@ def run_reference(problem: Problem, *, device: str, size: str, trials: int, timi
             msgs[msg["event"]] = msg
             if msg["event"] == "done":
                 break
-        outputs = torch.load(workdir / "outputs.pt", weights_only=True)
-        timed = torch.load(workdir / "timed.pt", weights_only=True)
+        outputs = load_result(workdir / "outputs.pt")
+        timed = load_result(workdir / "timed.pt")
         ok = True
     except ChildTimeout as exc:
         raise ProblemError("the reference did not finish within --timeout: raise it") from exc
+    except ForgedMessage as exc:
+        raise ProblemError(f"the reference child's results are unreadable: {exc}") from exc
     finally:
         if child is not None:
             child.finish()
@@ -224,6 +226,12 @@ def _timing_checks(verdict: dict, reference: Reference, raw: dict, stats: dict, 
     if phase_child_s < 0.7 * phase_parent_s - 0.05:
         reject.append(f"the child's clock says the timing phase took {phase_child_s:.3f} s, this process's "
                       f"wall clock {phase_parent_s:.3f} s: its clock was tampered with")
+    # The samples must account for the loop the parent's clock saw (on CUDA the L2 flush between samples is
+    # outside them): a child that shrinks its samples on the way out, keeping the totals true, fails here.
+    accounted = sum(raw["wall_s"]) * raw["reps"]
+    if accounted < (0.1 if reference.device == "cuda" else 0.5) * raw["loop_s"] - 0.02:
+        reject.append(f"the timing samples add up to {accounted:.3f} s of a {raw['loop_s']:.3f} s timing loop: "
+                      "they were tampered with")
     if reference.device == "cuda" and any(d > w * 1.05 + 5e-6 for d, w in zip(raw["device_s"], raw["wall_s"], strict=True)):
         reject.append("a sample's device time exceeds the host wall time around it: the event timing was tampered with")
     ref_gap = reference.stats["wall_ms"] / max(reference.stats["median_ms"], 1e-9)
@@ -275,7 +283,9 @@ def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadli
             verdict.update(compiled=compiled, stage=msg["stage"], error=msg["error"],
                            reason=f"{'raised' if compiled else 'does not compile'}{where}: {msg['summary']}")
             return
-        out = torch.load(workdir / "outputs.pt", weights_only=True)
+        out = load_result(workdir / "outputs.pt")
+        if len(out["trials"]) != len(reference.trial_outputs):  # every trial judged, not just those sent
+            raise ForgedMessage(f"{len(out['trials'])} trial results for {len(reference.trial_outputs)} trials")
         trials = judge_outputs(reference, out["trials"])
         errs = [t["max_abs_err"] for t in trials]
         verdict.update(trials=trials, max_abs_err=max(errs), rel_l2_err=max(t["rel_l2_err"] for t in trials))
@@ -302,7 +312,8 @@ def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadli
         raw = msgs["timing"]["raw"]
         stats = timing_stats(raw)
         phase = child.stamps.get("timing_end", 0) - child.stamps.get("timing_start", 0)
-        timed = torch.load(workdir / "timed.pt", weights_only=True)["timed"]
+        timed_file = load_result(workdir / "timed.pt")
+        timed = timed_file["timed"]
         for i, got in enumerate(timed):
             if got["structure"] is None:
                 continue
@@ -310,6 +321,15 @@ def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadli
             if not cmp.ok:
                 verdict.update(correct=False, reason="the outputs of the timed calls differ from the reference "
                                f"({cmp.reason}): a kernel that behaves differently when timed")
+                return
+        if len(timed_file["canary"]) != len(timed):
+            raise ForgedMessage("the timed results lack the canary calls")
+        for i, got in enumerate(timed_file["canary"]):
+            cmp = _compare_call(got["structure"], got["tensors"], reference.trial_outputs[i % len(reference.trial_outputs)],
+                                reference.problem.tolerance)
+            if not cmp.ok:
+                verdict.update(correct=False, reason="after timing, with new contents written into the same input tensors, "
+                               f"the output is wrong ({cmp.reason}): an answer cached by input identity?")
                 return
         rejects = _timing_checks(verdict, reference, raw, stats, phase)
         base = reference.stats

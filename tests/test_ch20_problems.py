@@ -91,22 +91,3 @@ def test_evaluate_end_to_end(tmp_path):
     rows = {r["problem"]: r for r in result["rows"]}
     assert rows["softmax"]["correct"] and rows["gelu"]["reason"] == "no candidate"
     assert result["scores"]["fast_0"] == 0.5
-
-
-def test_fast_compare_agrees_with_the_harness():
-    from ch20.compare import compare as fast
-    from harness.verify import compare as slow
-
-    g = torch.Generator().manual_seed(0)
-    r = torch.randn(64, 33, generator=g)
-    nan, inf = r.clone(), r.clone()
-    nan[3, 4], inf[0, 0] = float("nan"), float("inf")
-    cases = [(r.clone(), r), (r * (1 + 1e-6), r), (r + 1e-3, r), (nan, r), (inf, r), (r[:, :-1], r), (r.double(), r),
-             (r.bfloat16() * 1.001, r.bfloat16()), (r.bfloat16() * 1.1, r.bfloat16()),
-             (torch.arange(5), torch.arange(5)), (torch.arange(5) + 1, torch.arange(5))]
-    for out, ref in cases:
-        a, b = fast([out], [ref]), slow([out], [ref])
-        assert a.ok == b.ok, (a, b)
-        assert a.reason.split(";")[0].split(" (")[0][:20] == b.reason.split(";")[0].split(" (")[0][:20]
-        assert a.max_abs_err == pytest.approx(b.max_abs_err, rel=1e-5, abs=1e-12)
-    assert not fast([r], [inf]).ok   # Inf in the reference is no answer to match
