@@ -7,15 +7,19 @@
 #
 # Where python3 already imports a CUDA-enabled torch (NGC containers, managed GPU nodes), the venv is
 # made with --system-site-packages and reuses it instead of downloading another torch.
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap below fires inside functions too
 cd "$(dirname "$0")"
 
 PY=${PYTHON:-python3}
 WHEELHOUSE=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --wheelhouse) WHEELHOUSE=$(cd "${2:?--wheelhouse needs a folder}" && pwd); shift 2 ;;
-        --python) PY=$2; shift 2 ;;
+        --wheelhouse)
+            [ -d "${2:-}" ] || { echo "setup.sh: --wheelhouse needs an existing folder of wheels" >&2; exit 2; }
+            WHEELHOUSE=$(cd "$2" && pwd); shift 2 ;;
+        --python)
+            [ -n "${2:-}" ] || { echo "setup.sh: --python needs an interpreter" >&2; exit 2; }
+            PY=$2; shift 2 ;;
         -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -31,12 +35,16 @@ step="check Python"
 
 # Quick and idempotent: nothing to do when the same requirements were installed the same way.
 stamp=$(cat requirements.txt setup.sh | sha256sum | cut -c1-16)-${WHEELHOUSE:+offline}
-if [ -x .venv/bin/python ] && [ "$(cat .venv/.aisp-setup 2>/dev/null)" = "$stamp" ]; then
+if [ -x .venv/bin/python ] && [ "$(cat .venv/.aisp-setup 2>/dev/null)" = "$stamp" ] \
+        && .venv/bin/python -c 'import torch' 2>/dev/null; then
     say "already set up ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
     exit 0
 fi
 
 step="create .venv"
+if [ -x .venv/bin/python ] && [ "$PY" != python3 ]; then
+    say "keeping the existing .venv ($(.venv/bin/python -V)); remove it to set up with $PY"
+fi
 if [ ! -x .venv/bin/python ]; then
     if "$PY" -c 'import torch, sys; sys.exit(0 if torch.version.cuda else 1)' 2>/dev/null; then
         say "reusing $PY's CUDA-enabled torch ($("$PY" -c 'import torch; print(torch.__version__)')): venv with system site-packages"
@@ -44,6 +52,7 @@ if [ ! -x .venv/bin/python ]; then
         # When $PY is itself a venv, "system" means its base interpreter: point at $PY's own packages too.
         site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
         "$PY" -c 'import site; print("\n".join(site.getsitepackages()))' > "$site/aisp-reused-torch.pth"
+        touch .venv/.aisp-reused-torch
     else
         say "creating .venv"
         "$PY" -m venv .venv
@@ -57,8 +66,11 @@ pip_install() {
 }
 
 step="install torch and triton"
-if .venv/bin/python -c 'import torch' 2>/dev/null; then
-    say "torch $(.venv/bin/python -c 'import torch; print(torch.__version__)') already importable: keeping it"
+torch_pin=$(grep -E '^torch==' requirements.txt | cut -d= -f3)
+if [ -f .venv/.aisp-reused-torch ] && .venv/bin/python -c 'import torch' 2>/dev/null; then
+    say "torch $(.venv/bin/python -c 'import torch; print(torch.__version__)') reused from $PY: keeping it"
+elif .venv/bin/python -c "import sys, torch; sys.exit(torch.__version__.split('+')[0] != '$torch_pin')" 2>/dev/null; then
+    say "torch $torch_pin already installed"
 else
     say "installing $(grep -E '^(torch|triton)==' requirements.txt | tr '\n' ' ')"
     pip_install $(grep -E '^(torch|triton)==' requirements.txt)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 from pathlib import Path
 
@@ -56,9 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or REPO_ROOT / "results" / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     if args.record and device.type != "cuda":
         print("harness: --record ignored: expectations are recorded for GPUs only", file=sys.stderr)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise OSError("not writable")
+    except OSError as exc:
+        print(f"harness: cannot write results to {out}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"harness: {len(refs)} example(s) on {device.type}, size {size}, results in {out}")
-    results = run_sweep(refs, device=device, size=size, out_dir=out, timeout=args.timeout, seed=args.seed,
-                        cold_l2=args.cold_l2, record=args.record)
+    try:
+        results = run_sweep(refs, device=device, size=size, out_dir=out, timeout=args.timeout, seed=args.seed,
+                            cold_l2=args.cold_l2, record=args.record)
+    except UsageError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     examples = results["examples"]
     bad = [e["id"] for e in examples if e["status"] in ("failed", "timeout")]
     missed = [e["id"] for e in examples if any(t["met"] is False for t in e.get("targets", []))]

@@ -13,8 +13,8 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Architectures that targets files may name, most specific first ("H100 PCIe" before "H100").
-ARCH_KEYS = ("B200", "GB200", "H200", "H100", "A100", "L40S", "RTX 4090")
+# Architectures that targets files may name, matched as whole words ("GB200" is not "B200").
+ARCH_KEYS = ("GB200", "B200", "H200", "H100", "A100", "L40S", "RTX 4090")
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -48,7 +48,7 @@ def arch_key(name: str) -> str:
     """The targets-file key for a device name: 'H200', 'B200', ... or 'default'."""
     upper = name.upper()
     for key in ARCH_KEYS:
-        if key in upper:
+        if re.search(rf"\b{key}\b", upper):
             return key
     return "default"
 

@@ -70,6 +70,12 @@ class Example:
     tolerance: tuple[float, float] | None = None     # (rtol, atol) override; say why in the example
     cold_l2: bool = False                            # flush the L2 before every timed call
 
+    def __post_init__(self):
+        if self.baseline_name in self.optimized:  # it would be compared with itself
+            raise ValueError(f"an optimized variant may not share the baseline's name {self.baseline_name!r}")
+        if not self.optimized:
+            raise ValueError("an example needs at least one optimized variant")
+
     def variants(self) -> list[tuple[str, str, Variant]]:
         """(name, role, fn), baseline first."""
         return [(self.baseline_name, "baseline", self.baseline)] + [

@@ -20,7 +20,17 @@ def expectations_path(chapter_dir: Path, slug: str) -> Path:
 
 
 def load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {"examples": {}}
+    """The recorded figures, or none; a file that is not an expectations file is an error naming it."""
+    if not path.exists():
+        return {"examples": {}}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not readable JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("examples"), dict) \
+            or not all(isinstance(e, dict) for e in data["examples"].values()):
+        raise ValueError(f"{path}: not an expectations file (no 'examples' table of entries)")
+    return data
 
 
 def _fastest(entry: dict) -> float | None:
@@ -32,6 +42,8 @@ def regressions(result: dict, expected: dict | None) -> list[str]:
     """Messages for each figure that is worse than recorded by more than the tolerance."""
     if not expected or expected.get("size") != result.get("size") or result.get("status") != "ok":
         return []
+    if bool(expected.get("cold_l2")) != bool(result.get("cold_l2")):
+        return []  # a cold-L2 run and a warm one measure different things
     out = []
     old, new = expected.get("speedup"), result.get("speedup")
     if old and new and new < old * (1 - REGRESSION_TOLERANCE):
@@ -48,6 +60,7 @@ def record(path: Path, example_id: str, result: dict, run: dict) -> None:
     data["gpu"] = run["device"]["name"]
     data["examples"][example_id] = {
         "size": result["size"],
+        "cold_l2": bool(result.get("cold_l2")),
         "speedup": result.get("speedup"),
         "items_unit": result.get("items_unit"),
         "teaching_baseline": result.get("teaching_baseline", False),

@@ -69,9 +69,16 @@ def peaks_path(name: str, peaks_dir: Path | None = None) -> Path:
 
 def load_peaks(path: Path) -> dict:
     """A peaks file, checked enough that a bad one fails here with its name rather than later."""
-    data = json.loads(Path(path).read_text())
+    try:
+        data = json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not readable JSON: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("figures"), dict):
         raise ValueError(f"{path} is not a peaks file (no 'figures' table)")
+    for name, entry in data["figures"].items():
+        value = entry.get("value") if isinstance(entry, dict) else "missing"
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{path}: figure {name!r} has no numeric value")
     return data
 
 

@@ -54,6 +54,8 @@ def resolve(names: list[str], root: Path = REPO_ROOT) -> list[ExampleRef]:
     refs: list[ExampleRef] = []
     for name in names:
         path = Path(name)
+        if name.endswith(".py") and not path.is_file() and not CHAPTER_RE.match(path.parts[0]):
+            raise UsageError(f"no such file: {name}")
         if name.endswith(".py") and path.is_file():
             path = path.resolve()
             if not is_example_file(path):
@@ -110,27 +112,32 @@ def _write_atomic(path: Path, text: str) -> None:
 def run_sweep(refs: list[ExampleRef], *, device: torch.device, size: str, out_dir: Path, timeout: float = 600,
               seed: int | None = None, cold_l2: bool = False, record: bool = False,
               progress: Callable[[str], None] = print) -> dict:
-    """Run every example; results.json and summary.md are rewritten after each one finishes."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = provenance(device, size=size)
+    """Run every example; results.json and summary.md are rewritten after each one finishes.
+
+    The files the results are judged by (targets, expectations, peaks) are read first: a bad one is a
+    UsageError before anything runs, not a crash halfway through.
+    """
+    run = provenance(device, size=size, cold_l2=cold_l2)
     arch, slug = run["device"]["arch"], gpu_slug(run["device"]["name"])
+    claims, recorded = check_inputs(refs, run["device"], slug)
+    out_dir.mkdir(parents=True, exist_ok=True)
     results = {"run": run, "examples": []}
     annotate = _peaks_annotator(run["device"])
     for i, ref in enumerate(refs, 1):
         progress(f"[{i}/{len(refs)}] {ref.id} ...")
         res = run_child(ref, device=device.type, size=size, timeout=timeout, seed=seed, cold_l2=cold_l2,
                         log_path=out_dir / "logs" / f"{ref.id.replace('/', '_')}.log")
-        res = {"id": ref.id, "chapter": ref.chapter, "title": ref.title, "flags": [], **res}
-        annotate(res)
+        res = {"id": ref.id, "chapter": ref.chapter, "title": ref.title, "flags": [], "cold_l2": cold_l2,
+               "targets": [], "regressions": [], **res}
         chapter_dir = ref.path.parent
         try:
-            res["targets"] = targets.evaluate(targets.load_targets(chapter_dir).get(ref.path.stem, {}), res, arch)
-        except targets.TargetsError as exc:
-            res["targets"], res["status"], res["reason"] = [], "failed", str(exc)
-        exp_path = expectations.expectations_path(chapter_dir, slug)
-        res["regressions"] = expectations.regressions(res, expectations.load(exp_path)["examples"].get(ref.id))
-        if record and res["status"] == "ok" and device.type == "cuda":
-            expectations.record(exp_path, ref.id, res, run)
+            annotate(res)
+            res["targets"] = targets.evaluate(claims[chapter_dir].get(ref.path.stem, {}), res, arch)
+            res["regressions"] = expectations.regressions(res, recorded[chapter_dir]["examples"].get(ref.id))
+            if record and res["status"] == "ok" and device.type == "cuda":
+                expectations.record(expectations.expectations_path(chapter_dir, slug), ref.id, res, run)
+        except Exception as exc:  # never lose the example's own result to the bookkeeping around it
+            res["flags"].append(f"harness could not finish judging this result: {type(exc).__name__}: {exc}")
         results["examples"].append(res)
         _write_atomic(out_dir / "results.json", json.dumps(results, indent=1))
         _write_atomic(out_dir / "summary.md", report.summary_markdown(results))
@@ -143,8 +150,25 @@ def _draw_roofline(results: dict, png: Path, progress: Callable[[str], None]) ->
     try:
         from harness import roofline
         roofline.plot(results, png)
-    except ImportError as exc:  # matplotlib missing: the figures are all in results.json anyway
+    except Exception as exc:  # matplotlib missing, or odd ceilings: the figures are all in results.json anyway
         progress(f"roofline not drawn: {exc}")
+
+
+def check_inputs(refs: list[ExampleRef], device_info: dict, slug: str) -> tuple[dict, dict]:
+    """Each chapter's targets and this GPU's expectations, read once; UsageError names a bad file."""
+    claims, recorded = {}, {}
+    try:
+        for chapter_dir in dict.fromkeys(ref.path.parent for ref in refs):
+            claims[chapter_dir] = targets.load_targets(chapter_dir)
+            recorded[chapter_dir] = expectations.load(expectations.expectations_path(chapter_dir, slug))
+        try:
+            from harness import peaks
+        except ImportError:
+            return claims, recorded
+        peaks.ceilings(device_info)
+    except (ValueError, TypeError, AttributeError) as exc:  # TargetsError is a ValueError
+        raise UsageError(str(exc).splitlines()[0]) from exc
+    return claims, recorded
 
 
 def _peaks_annotator(device_info: dict) -> Callable[[dict], None]:

@@ -38,11 +38,20 @@ def load_targets(chapter_dir: Path) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise TargetsError(f"{path}: {exc}") from exc
     for example, metrics in data.items():
+        if not isinstance(metrics, dict):
+            raise TargetsError(f"{path}: {example!r} must be a table of metrics, like [{example}.speedup]")
         for metric, spec in metrics.items():
+            where = f"{path}: [{example}.{metric}]"
             if metric != "speedup" and metric not in VARIANT_METRICS:
-                raise TargetsError(f"{path}: [{example}.{metric}] is not a known metric")
+                raise TargetsError(f"{where} is not a known metric")
+            if not isinstance(spec, dict):
+                raise TargetsError(f"{where} must be a table with op and values")
             if spec.get("op", ">=") not in OPS:
-                raise TargetsError(f"{path}: [{example}.{metric}] op must be one of {', '.join(OPS)}")
+                raise TargetsError(f"{where} op must be one of {', '.join(OPS)}")
+            for key, value in spec.items():
+                text_key = key in ("op", "source", "variant") or key.startswith("source_")
+                if not text_key and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    raise TargetsError(f"{where} {key} must be a number, got {value!r}")
     return data
 
 

@@ -67,21 +67,24 @@ def should_stop(samples_s: list[float], elapsed_s: float, cfg: TimingConfig) -> 
     """(stop, converged): the stop rule on its own, so that it can be tested without a clock."""
     if elapsed_s >= cfg.max_time_s and len(samples_s) >= 3:
         return True, median_rel_error(samples_s) <= cfg.max_rel_error
-    if len(samples_s) < cfg.min_samples or sum(samples_s) < cfg.min_time_s:
+    if len(samples_s) < cfg.min_samples or elapsed_s < cfg.min_time_s:
         return False, False
     converged = median_rel_error(samples_s) <= cfg.max_rel_error
     return converged, converged
 
 
 class _L2Flusher:
-    """Writes a buffer twice the size of the L2 so that the next call starts with a cold cache."""
+    """Reads a buffer twice the size of the L2 so that the next call starts with a cold cache.
+
+    A read, not a write: a written buffer would leave dirty lines whose write-back lands in the timed call.
+    """
 
     def __init__(self, device: torch.device):
         l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 64 * 2**20
-        self.buf = torch.empty(2 * l2 // 4, dtype=torch.int32, device=device)
+        self.buf = torch.ones(2 * l2 // 4, dtype=torch.int32, device=device)
 
     def __call__(self) -> None:
-        self.buf.zero_()
+        self.buf.sum()
 
 
 def measure(fn: Callable[[], object], device: torch.device, cfg: TimingConfig = TimingConfig()) -> Stats:

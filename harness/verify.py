@@ -1,7 +1,8 @@
 """Is the optimized output the baseline's output?
 
-An element passes when |out - ref| <= atol + rtol * |ref| (the rule of torch.allclose), computed
-here in float64 on the reference's device. Shapes and dtypes must
+An element passes when |out - ref| <= atol + rtol * |ref| (the rule of torch.allclose), computed on
+the reference's device, in float32 for float32 and narrower outputs (its rounding is far below any
+tolerance) and float64 for float64. Chapter 20's verifier judges candidates with this same function. Shapes and dtypes must
 match exactly, and any NaN or Inf fails. Tolerances follow the output's dtype:
 
     dtype            rtol     atol     why
@@ -16,6 +17,7 @@ An example may widen them (``Example.tolerance``), and must say why in its file.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -72,23 +74,36 @@ def compare(out: list[torch.Tensor], ref: list[torch.Tensor], tolerance: tuple[f
         if o.dtype != r.dtype:
             return Comparison(False, f"{where}dtype {o.dtype} != baseline {r.dtype}")
         rtol, atol = tolerance or tolerance_for(r.dtype)
-        o64, r64 = o.detach().to(r.device, torch.float64), r.detach().to(torch.float64)
-        if not bool(torch.isfinite(r64).all()):
+        o, r = o.detach().to(r.device), r.detach()
+        if not (r.is_floating_point() or r.is_complex()):  # integers and bool: exact, in their own dtype
+            if torch.equal(o, r):
+                continue
+            return Comparison(False, f"{where}{int((o != r).sum())} of {r.numel()} elements differ (exact match required)")
+        if r.is_complex():  # compare real and imaginary parts alike
+            o, r = torch.view_as_real(o.resolve_conj()), torch.view_as_real(r.resolve_conj())
+        if not bool(torch.isfinite(r).all()):
             return Comparison(False, f"{where}the baseline itself produced NaN/Inf", rtol=rtol, atol=atol)
-        finite = torch.isfinite(o64)
-        if not bool(finite.all()):
-            bad = int((~finite).sum())
-            return Comparison(False, f"{where}{bad} NaN/Inf elements (never written, or overflow)", rtol=rtol, atol=atol)
-        diff = (o64 - r64).abs()
+        if torch.equal(o, r):  # bitwise equal: nothing to compute
+            worst = Comparison(True, "", worst.max_abs_err, worst.rel_l2_err, rtol, atol)
+            continue
+        # float32 arithmetic (float64 for float64 outputs): its rounding, 6e-8 relative, is far below any tolerance
+        work = torch.float64 if r.dtype == torch.float64 else torch.float32
+        o_w, r_w = o.to(work), r.to(work)
+        diff = torch.sub(o_w, r_w).abs_()                 # a new tensor: o_w may be the caller's own
+        good = diff <= r_w.abs().mul_(rtol).add_(atol)    # False where out is NaN
         max_abs = float(diff.max()) if diff.numel() else 0.0
-        rel_l2 = float(diff.norm() / r64.norm().clamp_min(1e-30)) if diff.numel() else 0.0
-        bad = diff > atol + rtol * r64.abs()
-        if bool(bad.any()):
+        rel_l2 = float(diff.norm() / r_w.norm().clamp_min(1e-30)) if diff.numel() else 0.0
+        if not bool(good.all()) or not math.isfinite(max_abs):
+            finite = torch.isfinite(o_w)
+            if not bool(finite.all()):
+                return Comparison(False, f"{where}{int((~finite).sum())} NaN/Inf elements (never written, or overflow)",
+                                  rtol=rtol, atol=atol)
+            bad = ~good
             idx = int(bad.flatten().nonzero()[0])
             return Comparison(
                 False,
                 f"{where}{int(bad.sum())} of {bad.numel()} elements differ beyond rtol={rtol:g}, atol={atol:g}; "
-                f"first at flat index {idx}: {float(o64.flatten()[idx]):.6g} vs {float(r64.flatten()[idx]):.6g}",
+                f"first at flat index {idx}: {float(o_w.flatten()[idx]):.6g} vs {float(r_w.flatten()[idx]):.6g}",
                 max_abs, rel_l2, rtol, atol,
             )
         if max_abs >= worst.max_abs_err:
@@ -96,12 +111,13 @@ def compare(out: list[torch.Tensor], ref: list[torch.Tensor], tolerance: tuple[f
     return worst
 
 
-def poison_allocator(device: torch.device, nbytes: int) -> None:
-    """Leave NaN in the memory the next allocation of this size will get.
+def poison_allocator(device: torch.device, sizes: list[int]) -> None:
+    """Leave NaN in the memory the next allocations of these sizes (in bytes) will get.
 
     PyTorch's CUDA caching allocator hands a freed block to the next request of the same size, so an
     output allocated with torch.empty and never written then reads as NaN and fails, instead of
     silently holding the baseline's answer from the previous call.
     """
-    if device.type == "cuda" and nbytes > 0:
-        torch.full(((nbytes + 3) // 4,), float("nan"), dtype=torch.float32, device=device)
+    if device.type == "cuda":
+        blocks = [torch.full(((n + 3) // 4,), float("nan"), dtype=torch.float32, device=device) for n in sizes if n > 0]
+        del blocks

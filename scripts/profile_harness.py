@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(shlex.join(cmd))
         return EXIT_OK
 
-    out_root.mkdir(parents=True, exist_ok=True)
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"profile_harness: cannot write to {out_root}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     import torch
     run = {**provenance(torch.device(device_type), size=size), "seed": settings.seed, "profilers": profilers,
            "tools": {n: t.describe() for n, t in tools.items()}, "clock_control": settings.clock_control,

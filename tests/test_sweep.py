@@ -18,7 +18,7 @@ from harness import Example, Requires, main
 
 def setup(size, device, seed):
     g = torch.Generator().manual_seed(seed)
-    return {"x": torch.randn(4096, generator=g), "out": torch.empty(4096)}
+    return {"x": torch.randn(4096, generator=g), "out": torch.empty(4096), "acc": torch.zeros(4096)}
 
 def baseline(x):
     return x["x"] * 2
@@ -30,6 +30,8 @@ OPTIMIZED = {
     "nan": "def fast(x):\n    y = x['x'] * 2\n    y[5] = float('nan')\n    return y",
     "unwritten": "def fast(x):\n    return x['out']",
     "stale": "_last = []\ndef fast(x):\n    if not _last:\n        _last.append(x['x'] * 2)\n    return _last[0]",
+    "stateful": "def fast(x):\n    x['acc'] += x['x'] * 2  # never reset between calls\n    return x['acc']",
+    "wrong_once_timed": "_calls = [0]\ndef fast(x):\n    _calls[0] += 1\n    return x['x'] * 2 if _calls[0] <= 20 else x['x']",
     "crash": "def fast(x):\n    os._exit(3)",
     "hang": "def fast(x):\n    time.sleep(120)",
     "raises": "def fast(x):\n    raise RuntimeError('CUDA error: an illegal memory access was encountered')",
@@ -77,12 +79,23 @@ def test_good_variant_verifies_and_gets_a_speedup(sweep):
     assert all(v["verified"] and v["median_ms"] > 0 and v["gbps"] > 0 for v in r["variants"])
 
 
-@pytest.mark.parametrize("kind", ["wrong", "nan", "unwritten", "stale"])
+@pytest.mark.parametrize("kind", ["wrong", "nan", "unwritten", "stale", "stateful", "wrong_once_timed"])
 def test_bad_outputs_fail_verification_and_get_no_speedup(sweep, kind):
     r = by_name(sweep, kind)
     assert r["status"] == "failed" and "not verified" in r["reason"]
     assert r["speedup"] is None
     assert r["variants"][1]["median_ms"] is None
+
+
+def test_state_is_caught_by_a_second_call_and_after_timing(sweep):
+    assert "second call on the same inputs" in by_name(sweep, "stateful")["reason"]
+    assert "after timing" in by_name(sweep, "wrong_once_timed")["reason"]
+
+
+def test_an_optimized_variant_may_not_take_the_baselines_name():
+    from harness import Example
+    with pytest.raises(ValueError, match="baseline's name"):
+        Example(title="t", setup=None, baseline=None, optimized={"baseline": None})
 
 
 def test_crash_hang_and_exceptions_are_contained(sweep):
@@ -155,6 +168,7 @@ def test_regression_check_against_recorded_expectations(tmp_path):
 def test_arch_and_slug_from_device_names():
     assert arch_key("NVIDIA H100 80GB HBM3") == "H100"
     assert arch_key("NVIDIA B200") == "B200" and arch_key("Tesla T4") == "default"
+    assert arch_key("NVIDIA GB200") == "GB200"
     assert gpu_slug("NVIDIA H100 80GB HBM3") == "h100-80gb-hbm3"
 
 
@@ -187,6 +201,29 @@ def test_cli_list_and_run_ch1_on_cpu(tmp_path):
     status = {e["id"]: e for e in data["examples"]}
     assert status["ch1/pinned_memory"]["status"] == "skipped" and status["ch1/pinned_memory"]["reason"] == "needs CUDA"
     assert all(e["status"] == "ok" for k, e in status.items() if k != "ch1/pinned_memory")
+
+
+@pytest.mark.parametrize("bad", [
+    ("targets.toml", "[good]\nspeedup = 5\n", "must be a table"),
+    ("targets.toml", '[good.speedup]\nop = ">="\ncpu = "2"\n', "must be a number"),
+    ("targets.toml", "[good.speedup\n", "targets.toml"),
+    ("expectations/cpu.json", "{bad", "not readable JSON"),
+    ("expectations/cpu.json", "[]", "not an expectations file"),
+])
+def test_a_bad_file_is_a_usage_error_before_anything_runs(tmp_path, bad):
+    name, text, message = bad
+    path = write_example(tmp_path, "good")
+    (tmp_path / name).parent.mkdir(exist_ok=True)
+    (tmp_path / name).write_text(text)
+    p = cli("run", str(path), "--device", "cpu", "--out", str(tmp_path / "out"))
+    assert p.returncode == 2 and message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_an_unwritable_out_is_a_usage_error(tmp_path):
+    (tmp_path / "afile").write_text("")
+    p = cli("run", "ch1/batched_matmul", "--device", "cpu", "--out", str(tmp_path / "afile"))
+    assert p.returncode == 2 and "cannot write results" in p.stderr
 
 
 def test_cli_exit_1_when_an_example_fails(tmp_path):

@@ -57,6 +57,17 @@ def test_shape_and_dtype_must_match_exactly():
     assert "tensors" in compare([ref, ref], [ref]).reason
 
 
+def test_complex_outputs_compare_both_parts():
+    ref = torch.tensor([1 + 2j, 3 + 4j])
+    assert not compare([torch.tensor([1 + 0j, 3 - 9j])], [ref]).ok
+    assert compare([ref.clone()], [ref]).ok
+
+
+def test_large_integers_are_compared_exactly():
+    ref = torch.tensor([2**53 + 1], dtype=torch.int64)
+    assert not compare([torch.tensor([2**53], dtype=torch.int64)], [ref]).ok
+
+
 def test_integers_must_be_exact():
     ref = torch.arange(10)
     out = ref.clone()
@@ -82,6 +93,6 @@ def test_snapshot_is_a_copy():
 def test_poisoned_allocator_makes_unwritten_outputs_nan():
     dev = torch.device("cuda")
     n = 1 << 20
-    poison_allocator(dev, n * 4)
+    poison_allocator(dev, [n * 4])
     unwritten = torch.empty(n, device=dev)
     assert torch.isnan(unwritten).all()
