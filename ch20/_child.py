@@ -109,6 +109,9 @@ class Trusted:
         """(structure, tensors): the output's shape of containers, and CPU copies of its tensors."""
         if self.dispatch_modes():
             raise RuntimeError("a TorchDispatchMode is active: it could fake what the verifier reads")
+        # Device-wide first: work a candidate left on a side stream is finished before its output is read,
+        # so the verdict does not depend on a race (the time of that work is inside the timed samples).
+        self.sync()
         with self.plain_torch():
             return self._snapshot(out)
 
