@@ -1,13 +1,13 @@
-"""Triton softmax from the search template: single w8 r1."""
+"""Triton softmax from the search template: single w4 r1."""
 import torch
 import triton
 import triton.language as tl
 from torch import nn
 
 MODE = "single"
-NUM_WARPS = 8
+NUM_WARPS = 4
 ROWS = 1          # rows per program
-BLOCK_N = 4096    # columns per step of the looped kernel
+BLOCK_N = 1024    # columns per step of the looped kernel
 
 
 @triton.jit
