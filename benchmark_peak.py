@@ -23,6 +23,7 @@ from harness import report
 from harness.device import REPO_ROOT, gpu_name, gpu_slug, pick_device
 from harness.peak_measure import make_plan, run
 from harness.peaks import PEAKS_DIR, comparison_rows, load_peaks, markdown_table
+from harness.process import write_atomic
 
 
 def default_out(device: torch.device, quick: bool) -> Path:
@@ -30,12 +31,6 @@ def default_out(device: torch.device, quick: bool) -> Path:
     if device.type == "cuda" and not quick:
         return PEAKS_DIR / f"{slug}.json"
     return REPO_ROOT / "results" / "peaks" / f"{slug}{'-quick' if quick else ''}.json"
-
-
-def write_atomic(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     print(f"benchmark_peak: {gpu_name(device)}, {'quick' if args.quick else 'full'} run, writing {out}")
-    doc = run(device, make_plan(device, args.quick, not args.no_compile), save=lambda d: write_atomic(out, d))
+    save = lambda doc: write_atomic(out, json.dumps(doc, indent=1) + "\n")  # after every section: a crash keeps the rest
+    doc = run(device, make_plan(device, args.quick, not args.no_compile), save=save)
 
     if device.type == "cuda":
         header, rows = comparison_rows(doc)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from harness.device import REPO_ROOT
+from harness.process import child_env
 
 _LIVE: set[int] = set()   # pids of the children this process started and still owns
 _LIVE_LOCK = threading.Lock()  # a sweep in another thread must not see a new child before it is in _LIVE
@@ -105,7 +105,7 @@ class Child:
         self.buf = b""
         self.log_path = workdir / "child.log"
         read_fd, write_fd = os.pipe()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+        env = child_env()
         if config["device"] == "cpu":
             env["TRITON_INTERPRET"] = "1"  # Triton kernels run in its interpreter on the CPU
         _become_subreaper()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.process import write_atomic
+
 REGRESSION_TOLERANCE = 0.15   # 15%: above the run-to-run spread we see, below a real loss
 
 _KEEP = ("name", "role", "verified", "median_ms", "iqr_ms", "samples", "gbps", "tflops", "items_per_s",
@@ -70,6 +72,4 @@ def record(path: Path, example_id: str, result: dict, run: dict) -> None:
     }
     data["examples"] = dict(sorted(data["examples"].items()))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=1) + "\n")

@@ -150,9 +150,12 @@ def ceilings(device_info: dict, peaks_dir: Path | None = None) -> Ceilings:
     return out
 
 
-def annotate(result: dict, device_info: dict, peaks_dir: Path | None = None) -> None:
-    """Add fraction_of_peak_bandwidth / fraction_of_peak_flops to each variant, and say where the peaks came from."""
-    ceil = ceilings(device_info, peaks_dir)
+def annotate(result: dict, device_info: dict, peaks_dir: Path | None = None, ceil: Ceilings | None = None) -> None:
+    """Add fraction_of_peak_bandwidth / fraction_of_peak_flops to each variant, and say where the peaks came from.
+
+    `ceil`: ceilings already read (a sweep reads them once); else they are read for `device_info`.
+    """
+    ceil = ceil or ceilings(device_info, peaks_dir)
     link = result.get("bandwidth_ceiling") or "memory"
     dtype = result.get("flops_dtype")
     peak_gbps = ceil.bandwidth.get(link)

@@ -19,13 +19,13 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.device import REPO_ROOT
+from harness.process import run_isolated, write_atomic
 from harness.profile_child import range_name
 
 PROFILERS = ("torch", "ncu", "nsys")
@@ -221,11 +221,6 @@ def commands(job: Job, s: Settings, metrics: list[str] | None = None) -> list[li
 
 
 # ------------------------------------------------------------------------------------------- running
-def _child_env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-            "PYTHONUNBUFFERED": "1"}
-
-
 def run_logged(cmd: list[str], d: Path, timeout: float, stdout_to: Path | None = None) -> tuple[int | None, str]:
     """Run one command, appending to d/stdout.log and d/stderr.log; (exit code or None on timeout, its output)."""
     d.mkdir(parents=True, exist_ok=True)
@@ -237,16 +232,10 @@ def run_logged(cmd: list[str], d: Path, timeout: float, stdout_to: Path | None =
             starts.append(f.tell())
     with open(stdout_to or logs[0], "w" if stdout_to else "a") as out, open(logs[1], "a") as err:
         try:
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_child_env(), stdout=out, stderr=err, start_new_session=True)
+            rc = run_isolated(cmd, timeout=timeout, stdout=out, stderr=err)
         except OSError as exc:
             err.write(f"could not start: {exc}\n")
             return 127, str(exc)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group, nothing else
-            proc.wait()
-            rc = None
     text = ""
     for log, start in zip(logs, starts, strict=True):
         with open(log, errors="replace") as f:
@@ -490,6 +479,4 @@ def summary_markdown(summary: dict) -> str:
 
 def write_summary(out_root: Path, summary: dict) -> None:
     for name, text in (("summary.json", json.dumps(summary, indent=1)), ("summary.md", summary_markdown(summary))):
-        tmp = out_root / f"{name}.tmp"
-        tmp.write_text(text + ("\n" if not text.endswith("\n") else ""))
-        tmp.replace(out_root / name)
+        write_atomic(out_root / name, text + ("\n" if not text.endswith("\n") else ""))

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -14,9 +11,10 @@ from typing import Callable
 
 import torch
 
-from harness import expectations, report, targets
+from harness import expectations, peaks, report, targets
 from harness.device import REPO_ROOT, gpu_slug, provenance
 from harness.example import docstring_title, is_example_file
+from harness.process import run_isolated, write_atomic
 
 CHAPTER_RE = re.compile(r"^ch(\d+)$")
 
@@ -83,30 +81,17 @@ def run_child(ref: ExampleRef, *, device: str, size: str, timeout: float, seed: 
         cmd = [sys.executable, "-m", "harness.runner", str(ref.path), "--json", str(out), "--size", size, "--device", device]
         cmd += ["--seed", str(seed)] if seed is not None else []
         cmd += ["--cold-l2"] if cold_l2 else []
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-               "PYTHONUNBUFFERED": "1"}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as log:
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group, nothing else
-                proc.wait()
-                return {"status": "timeout", "reason": f"no result within {timeout:g} s", "variants": [], "speedup": None}
+            rc = run_isolated(cmd, timeout=timeout, stdout=log)
+        if rc is None:
+            return {"status": "timeout", "reason": f"no result within {timeout:g} s", "variants": [], "speedup": None}
         if out.exists():
             return json.loads(out.read_text())
         tail = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()][-1:] or [""]
         how = f"killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
         reason = f"process {how}" + (f": {tail[0][:300]}" if tail[0] else "")
         return {"status": "failed", "reason": reason, "variants": [], "speedup": None}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def run_sweep(refs: list[ExampleRef], *, device: torch.device, size: str, out_dir: Path, timeout: float = 600,
@@ -119,10 +104,9 @@ def run_sweep(refs: list[ExampleRef], *, device: torch.device, size: str, out_di
     """
     run = provenance(device, size=size, cold_l2=cold_l2)
     arch, slug = run["device"]["arch"], gpu_slug(run["device"]["name"])
-    claims, recorded = check_inputs(refs, run["device"], slug)
+    claims, recorded, ceil = check_inputs(refs, run["device"], slug)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {"run": run, "examples": []}
-    annotate = _peaks_annotator(run["device"])
     for i, ref in enumerate(refs, 1):
         progress(f"[{i}/{len(refs)}] {ref.id} ...")
         res = run_child(ref, device=device.type, size=size, timeout=timeout, seed=seed, cold_l2=cold_l2,
@@ -131,7 +115,7 @@ def run_sweep(refs: list[ExampleRef], *, device: torch.device, size: str, out_di
                "targets": [], "regressions": [], **res}
         chapter_dir = ref.path.parent
         try:
-            annotate(res)
+            peaks.annotate(res, run["device"], ceil=ceil)
             res["targets"] = targets.evaluate(claims[chapter_dir].get(ref.path.stem, {}), res, arch)
             res["regressions"] = expectations.regressions(res, recorded[chapter_dir]["examples"].get(ref.id))
             if record and res["status"] == "ok" and device.type == "cuda":
@@ -139,8 +123,8 @@ def run_sweep(refs: list[ExampleRef], *, device: torch.device, size: str, out_di
         except Exception as exc:  # never lose the example's own result to the bookkeeping around it
             res["flags"].append(f"harness could not finish judging this result: {type(exc).__name__}: {exc}")
         results["examples"].append(res)
-        _write_atomic(out_dir / "results.json", json.dumps(results, indent=1))
-        _write_atomic(out_dir / "summary.md", report.summary_markdown(results))
+        write_atomic(out_dir / "results.json", json.dumps(results, indent=1))
+        write_atomic(out_dir / "summary.md", report.summary_markdown(results))
         progress(f"    {_one_line(res)}")
     _draw_roofline(results, out_dir / "roofline.png", progress)
     return results
@@ -154,30 +138,17 @@ def _draw_roofline(results: dict, png: Path, progress: Callable[[str], None]) ->
         progress(f"roofline not drawn: {exc}")
 
 
-def check_inputs(refs: list[ExampleRef], device_info: dict, slug: str) -> tuple[dict, dict]:
-    """Each chapter's targets and this GPU's expectations, read once; UsageError names a bad file."""
+def check_inputs(refs: list[ExampleRef], device_info: dict, slug: str) -> tuple[dict, dict, peaks.Ceilings]:
+    """Each chapter's targets, this GPU's expectations and its ceilings, read once; UsageError names a bad file."""
     claims, recorded = {}, {}
     try:
         for chapter_dir in dict.fromkeys(ref.path.parent for ref in refs):
             claims[chapter_dir] = targets.load_targets(chapter_dir)
             recorded[chapter_dir] = expectations.load(expectations.expectations_path(chapter_dir, slug))
-        try:
-            from harness import peaks
-        except ImportError:
-            return claims, recorded
-        peaks.ceilings(device_info)
+        ceil = peaks.ceilings(device_info)
     except (ValueError, TypeError, AttributeError) as exc:  # TargetsError is a ValueError
         raise UsageError(str(exc).splitlines()[0]) from exc
-    return claims, recorded
-
-
-def _peaks_annotator(device_info: dict) -> Callable[[dict], None]:
-    """Adds fraction-of-peak figures when the peaks module is present (benchmark_peak.py's data)."""
-    try:
-        from harness import peaks
-    except ImportError:
-        return lambda res: None
-    return lambda res: peaks.annotate(res, device_info)
+    return claims, recorded, ceil
 
 
 def _one_line(res: dict) -> str:

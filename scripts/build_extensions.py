@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from harness.cuda_build import CudaBuildError, _check_toolchain, extension_dirs, extension_name  # noqa: E402
+from harness.process import child_env  # noqa: E402
 
 # Each build runs in its own process: torch's loader is not made for concurrent builds in one process.
 CHILD = """
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     jobs = max(1, min(args.jobs, len(folders)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     env.setdefault("MAX_JOBS", str(max(2, (os.cpu_count() or 2) // jobs)))  # ninja's parallelism per build
     if args.verbose:
         env["AISP_BUILD_VERBOSE"] = "1"
