@@ -29,7 +29,7 @@ from ch20.problem import Problem, ProblemError, load_problem, sha256_file, tenso
 from ch20.screen import screen
 from harness import verify as hv
 from harness.device import pick_device
-from harness.timing import TimingConfig, quantile
+from harness.timing import Stats, TimingConfig
 from harness.verify import compare
 
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -50,10 +50,7 @@ def default_timing(device_type: str) -> TimingConfig:
 
 def timing_stats(raw: dict) -> dict:
     """Median and spread from the child's raw samples, computed here rather than trusted from there."""
-    dev, wall = sorted(raw["device_s"]), sorted(raw["wall_s"])
-    return {"median_ms": quantile(dev, 0.5) * 1e3, "iqr_ms": (quantile(dev, 0.75) - quantile(dev, 0.25)) * 1e3,
-            "min_ms": dev[0] * 1e3, "wall_ms": quantile(wall, 0.5) * 1e3, "samples": len(dev),
-            "reps": raw["reps"], "converged": raw["converged"]}
+    return Stats.from_samples(raw["device_s"], raw["wall_s"], raw["reps"], raw["converged"]).to_dict()
 
 
 @dataclass

@@ -10,7 +10,6 @@ On the CPU the same loop runs with ``time.perf_counter``.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -42,6 +41,13 @@ class Stats:
     reps: int            # calls per sample
     converged: bool      # False when max_time_s ran out before the stop rule was met
     wall_ms: float       # host wall-clock median per call, for spotting work the events miss
+
+    @classmethod
+    def from_samples(cls, samples_s: list[float], walls_s: list[float], reps: int, converged: bool) -> Stats:
+        """The figures from per-call samples in seconds (device time, and host wall time beside it)."""
+        s, w = sorted(samples_s), sorted(walls_s)
+        return cls(median_ms=quantile(s, 0.5) * 1e3, iqr_ms=(quantile(s, 0.75) - quantile(s, 0.25)) * 1e3,
+                   min_ms=s[0] * 1e3, samples=len(s), reps=reps, converged=converged, wall_ms=quantile(w, 0.5) * 1e3)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,13 +132,4 @@ def measure(fn: Callable[[], object], device: torch.device, cfg: TimingConfig = 
         if stop:
             break
 
-    s = sorted(samples)
-    return Stats(
-        median_ms=quantile(s, 0.5) * 1e3,
-        iqr_ms=(quantile(s, 0.75) - quantile(s, 0.25)) * 1e3,
-        min_ms=s[0] * 1e3,
-        samples=len(s),
-        reps=reps,
-        converged=converged,
-        wall_ms=statistics.median(walls) * 1e3,
-    )
+    return Stats.from_samples(samples, walls, reps, converged)
