@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import secrets
 
-from harness.example import SIZES, Example, Requires
+from harness.example import SIZES, Example, Requires, Variant
 
-__all__ = ["Example", "Requires", "main"]
+__all__ = ["Example", "Requires", "Variant", "main"]
 
 
 def main(example: Example, argv: list[str] | None = None) -> None:

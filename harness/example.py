@@ -12,7 +12,7 @@ import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -20,7 +20,7 @@ from harness.device import REPO_ROOT
 
 SIZES = ("tiny", "small", "full")
 
-Variant = Callable[[Any], Any]
+VariantFn = Callable[[Any], Any]   # a plain function is a variant that needs nothing more
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Requires:
 
     cuda: bool = False
     min_capability: tuple[int, int] | None = None  # e.g. (9, 0) for wgmma/TMA
+    max_capability: tuple[int, int] | None = None  # e.g. (9, 0) for sm_90a-only code (wgmma does not run on sm_100)
     min_gpus: int = 1
     packages: tuple[str, ...] = ()
 
@@ -36,7 +37,7 @@ class Requires:
         for pkg in self.packages:
             if importlib.util.find_spec(pkg) is None:
                 return f"needs the Python package {pkg!r}"
-        needs_gpu = self.cuda or self.min_capability is not None or self.min_gpus > 1
+        needs_gpu = self.cuda or self.min_capability is not None or self.max_capability is not None or self.min_gpus > 1
         if not needs_gpu:
             return None
         want = "".join(map(str, self.min_capability or ()))
@@ -45,17 +46,66 @@ class Requires:
         if self.min_capability and torch.cuda.get_device_capability(device) < self.min_capability:
             major, minor = torch.cuda.get_device_capability(device)
             return f"needs sm_{want}+, this GPU is sm_{major}{minor}"
+        if self.max_capability and torch.cuda.get_device_capability(device) > self.max_capability:
+            major, minor = torch.cuda.get_device_capability(device)
+            top = "".join(map(str, self.max_capability))
+            return f"needs sm_{top} or older (architecture-specific code), this GPU is sm_{major}{minor}"
         if torch.cuda.device_count() < self.min_gpus:
             return f"needs {self.min_gpus} GPUs, {torch.cuda.device_count()} visible"
         return None
 
 
+ROLES = ("baseline", "optimized", "reference")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of computing the example's function, with what it needs and, where it matters, why it is so.
+
+    A plain function may stand wherever a Variant is expected; it then needs nothing beyond the example.
+    """
+
+    fn: Callable[[Any], Any]
+    requires: Requires = field(default_factory=Requires)
+    # A teaching variant deliberately shows one effect; it is exempt from the roofline goals and headlines.
+    teaching: bool = False
+    note: str = ""        # shown beside the variant: e.g. why it cannot reach the roofline
+
+
+class VariantSpec(NamedTuple):
+    name: str
+    role: str             # baseline | optimized | reference
+    fn: Callable[[Any], Any]
+    requires: Requires
+    teaching: bool
+    note: str
+
+
+def _as_variant(v: Variant | Callable) -> Variant:
+    if isinstance(v, Variant):
+        return v
+    if not callable(v):
+        raise TypeError(f"a variant must be a function or Variant(...), got {type(v).__name__}")
+    return Variant(v)
+
+
 @dataclass
 class Example:
+    """A baseline, the optimized variants that must equal it, and references shown beside them.
+
+    Roles:
+    - `baseline`: what a competent engineer writes first (or, with `teaching_baseline`, a labelled naive one);
+      every speedup is measured against it.
+    - `optimized`: ours; verified against the baseline, timed, and the headline.
+    - `reference`: the library one-liner (torch, cuBLAS, cuDNN, vendor code): verified and timed the same
+      way and shown beside ours, never the headline. An optimized variant that loses to it says so.
+    """
+
     title: str
-    setup: Callable[[str, torch.device, int], Any]   # (size, device, seed) -> inputs
-    baseline: Variant
-    optimized: dict[str, Variant]
+    setup: Callable[..., Any]                        # (size, device, seed[, dist=name]) -> inputs
+    baseline: Variant | VariantFn
+    optimized: dict[str, Variant | VariantFn]
+    references: dict[str, Variant | VariantFn] = field(default_factory=dict)
     baseline_name: str = "baseline"
     # A deliberately naive teaching baseline: reported, but its speedups are kept out of headlines.
     teaching_baseline: bool = False
@@ -66,21 +116,43 @@ class Example:
     bandwidth_ceiling: str = "memory"                # which bandwidth ceiling applies: "memory", "h2d", "d2h", "p2p"
     items: Callable[[Any], int] | None = None        # e.g. samples per call, for a throughput figure
     items_unit: str = "items"
-    requires: Requires = field(default_factory=Requires)
+    requires: Requires = field(default_factory=Requires)   # for every variant; each may add its own
     tolerance: tuple[float, float] | None = None     # (rtol, atol) override; say why in the example
     cold_l2: bool = False                            # flush the L2 before every timed call
+    # Input distributions the math has edge cases for; verification draws from each in turn and setup is
+    # then called as setup(size, device, seed, dist=name). Empty: setup takes no `dist`.
+    distributions: tuple[str, ...] = ()
+    # Variants work in place on their inputs (e.g. an in-place activation); each call then gets its own copy.
+    mutates_inputs: bool = False
+    # An output may share storage with an input (a view, a no-op reshape); otherwise that fails verification.
+    output_may_alias_input: bool = False
+    # Timing calls each get freshly drawn input contents (so no answer can be reused); False where setup is
+    # too costly to run per call (a model's weights, say): then a small pool of input sets is rotated.
+    fresh_inputs: bool = True
 
     def __post_init__(self):
-        if self.baseline_name in self.optimized:  # it would be compared with itself
-            raise ValueError(f"an optimized variant may not share the baseline's name {self.baseline_name!r}")
+        self.baseline = _as_variant(self.baseline)
+        self.optimized = {k: _as_variant(v) for k, v in self.optimized.items()}
+        self.references = {k: _as_variant(v) for k, v in self.references.items()}
+        names = [self.baseline_name, *self.optimized, *self.references]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:  # a variant would be compared with itself, or two rows would share a name
+            raise ValueError(f"variant names must be distinct: {', '.join(dup)}")
         if not self.optimized:
             raise ValueError("an example needs at least one optimized variant")
 
-    def variants(self) -> list[tuple[str, str, Variant]]:
-        """(name, role, fn), baseline first."""
-        return [(self.baseline_name, "baseline", self.baseline)] + [
-            (name, "optimized", fn) for name, fn in self.optimized.items()
-        ]
+    def variants(self) -> list[VariantSpec]:
+        """Baseline first, then the optimized variants, then the references."""
+        rows = [(self.baseline_name, "baseline", self.baseline)]
+        rows += [(n, "optimized", v) for n, v in self.optimized.items()]
+        rows += [(n, "reference", v) for n, v in self.references.items()]
+        return [VariantSpec(n, role, v.fn, v.requires, v.teaching, v.note) for n, role, v in rows]
+
+    def make_inputs(self, size: str, device: torch.device, seed: int, dist: str | None = None):
+        """The example's inputs; `dist` (one of `distributions`) only where the example declares some."""
+        if self.distributions:
+            return self.setup(size, device, seed, dist=dist or self.distributions[0])
+        return self.setup(size, device, seed)
 
 
 def is_example_file(path: Path) -> bool:

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = pick_device(args.device)
         ex = load_example(args.file)
-        fns = {vname: fn for vname, _, fn in ex.variants()}
+        fns = {v.name: v.fn for v in ex.variants()}
         unmet = ex.requires.unmet(device)
         if args.variant not in fns:
             result.update(status="failed", reason=f"no variant {args.variant!r}; it has: {', '.join(fns)}")

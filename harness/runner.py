@@ -50,12 +50,12 @@ def _verify(ex: Example, size: str, device: torch.device, seed: int, trials: int
     results: dict[str, verify.Comparison] = {}
     variants = ex.variants()
     # A baseline call on inputs of its own tells which output sizes to poison, the first call included.
-    poison = [t.numel() * t.element_size() for t in _call(ex.baseline, ex.setup(size, device, seed - 1), device, [])]
+    poison = [t.numel() * t.element_size() for t in _call(ex.baseline.fn, ex.setup(size, device, seed - 1), device, [])]
     for trial in range(trials):
         inputs = ex.setup(size, device, seed + trial)
         order = variants[1:] + variants[:1] if trial == 0 else variants
         outputs: dict[str, list[list[torch.Tensor]]] = {}
-        for name, role, fn in order:
+        for name, role, fn, *_ in order:
             if not results.get(name, verify.Comparison(True)).ok:
                 continue  # already failed: no need to run it again
             try:
@@ -65,7 +65,7 @@ def _verify(ex: Example, size: str, device: torch.device, seed: int, trials: int
                     raise
                 results[name] = verify.Comparison(False, f"raised {type(exc).__name__}: {exc}".splitlines()[0][:300])
         ref = outputs[ex.baseline_name][0]
-        for name, role, _ in variants:
+        for name, role, *_ in variants:
             for call, out in enumerate(outputs.get(name, []) if role == "optimized" else []):
                 cmp = verify.compare(out, ref, ex.tolerance)
                 if not cmp.ok and call == 1:
@@ -97,9 +97,9 @@ def run_example(ex: Example, *, device: torch.device, size: str, seed: int,
     timing = timing or TimingConfig()
     cfg = TimingConfig(**{**timing.__dict__, "cold_l2": timing.cold_l2 or ex.cold_l2})
 
-    poison = [t.numel() * t.element_size() for t in _call(ex.baseline, inputs, device, [])]
+    poison = [t.numel() * t.element_size() for t in _call(ex.baseline.fn, inputs, device, [])]
     base_after = None
-    for name, role, fn in ex.variants():
+    for name, role, fn, *_ in ex.variants():
         check = checks.get(name)
         row = {"name": name, "role": role, "verified": True if role == "baseline" else check.ok,
                "max_abs_err": None if check is None else check.max_abs_err,

@@ -91,7 +91,7 @@ def plan(refs, args, profilers: list[str], device_type: str) -> tuple[list[Job],
             unmet = ex.requires.unmet(torch.device(device_type))
         except Exception:  # a dry run asking for CUDA on a machine without one cannot check
             unmet = None
-        variants = [(n, r) for n, r, _ in ex.variants() if args.variant in ("all", r, n)]
+        variants = [(v.name, v.role) for v in ex.variants() if args.variant in ("all", v.role, v.name)]
         matched = matched or bool(variants)
         if unmet:
             notes.append({"id": ref.id, "title": ex.title, "status": "skipped", "reason": unmet, "variants": []})

@@ -119,7 +119,7 @@ def test_example_setup_and_torch_references_on_cpu(path):
     ex = load_example(path)
     assert ex.requires.cuda, "these examples time CUDA kernels: they must say they need CUDA"
     inputs = ex.setup("tiny", torch.device("cpu"), 0)
-    refs = [fn for name, _, fn in ex.variants() if name.startswith("torch")]
+    refs = [v.fn for v in ex.variants() if v.name.startswith("torch")]
     assert refs, "every example carries a PyTorch version to verify its kernels against"
     for fn in refs:
         out = fn(inputs)
@@ -150,7 +150,7 @@ def test_targets_name_real_examples_and_variants(chapter):
     for example, metrics in load_targets(REPO_ROOT / chapter).items():
         path = REPO_ROOT / chapter / f"{example}.py"
         assert path.exists(), f"{chapter}/targets.toml names no example {example!r}"
-        names = {name for name, _, _ in load_example(path).variants()}
+        names = {v.name for v in load_example(path).variants()}
         for metric, spec in metrics.items():
             assert spec.get("source"), f"[{example}.{metric}] needs a source"
             assert spec.get("variant") in names | {None}, f"[{example}.{metric}] names no variant {spec['variant']!r}"

@@ -94,8 +94,11 @@ def test_state_is_caught_by_a_second_call_and_after_timing(sweep):
 
 def test_an_optimized_variant_may_not_take_the_baselines_name():
     from harness import Example
-    with pytest.raises(ValueError, match="baseline's name"):
-        Example(title="t", setup=None, baseline=None, optimized={"baseline": None})
+    f = lambda x: x  # noqa: E731
+    with pytest.raises(ValueError, match="distinct: baseline"):
+        Example(title="t", setup=None, baseline=f, optimized={"baseline": f})
+    with pytest.raises(ValueError, match="distinct: eager"):
+        Example(title="t", setup=None, baseline=f, optimized={"eager": f}, references={"eager": f})
 
 
 def test_crash_hang_and_exceptions_are_contained(sweep):
