@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,16 @@ class Example:
         if self.distributions:
             return self.setup(size, device, seed, dist=dist or self.distributions[0])
         return self.setup(size, device, seed)
+
+
+def range_name(example_id: str, variant: str) -> str:
+    """`aisp.ch1.batched_matmul.bmm`: letters, digits, `_`, `-` and dots only.
+
+    Nsight Compute's NVTX filter gives `/`, `@`, `*` and brackets a meaning (nesting, domains,
+    wildcards), so a title such as "Host-to-device copy: pageable vs pinned" cannot be used as is.
+    """
+    clean = lambda s: re.sub(r"[^A-Za-z0-9_-]+", "_", s)  # noqa: E731
+    return ".".join(["aisp", *(clean(part) for part in example_id.split("/")), clean(variant)])
 
 
 def is_example_file(path: Path) -> bool:

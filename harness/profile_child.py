@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import sys
 import time
 import traceback
@@ -27,17 +26,7 @@ from pathlib import Path
 import torch
 
 from harness.device import pick_device, synchronize
-from harness.example import SIZES, load_example
-
-
-def range_name(example_id: str, variant: str) -> str:
-    """`aisp.ch1.batched_matmul.bmm`: letters, digits, `_`, `-` and dots only.
-
-    Nsight Compute's NVTX filter gives `/`, `@`, `*` and brackets a meaning (nesting, domains,
-    wildcards), so a title such as "Host-to-device copy: pageable vs pinned" cannot be used as is.
-    """
-    clean = lambda s: re.sub(r"[^A-Za-z0-9_-]+", "_", s)  # noqa: E731
-    return ".".join(["aisp", *(clean(part) for part in example_id.split("/")), clean(variant)])
+from harness.example import SIZES, load_example, range_name
 
 
 @contextlib.contextmanager

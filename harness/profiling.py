@@ -26,7 +26,7 @@ from pathlib import Path
 
 from harness.device import REPO_ROOT
 from harness.process import run_isolated, write_atomic
-from harness.profile_child import range_name
+from harness.example import range_name
 
 PROFILERS = ("torch", "ncu", "nsys")
 

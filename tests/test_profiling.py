@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.device import REPO_ROOT
-from harness.profile_child import range_name
+from harness.example import range_name
 from harness.profiling import Job, Profiling, Settings, Tool, _load_tool_module, check_tools, summarize_torch_trace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "profiling"
