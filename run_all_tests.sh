@@ -6,7 +6,8 @@
 #   ./run_all_tests.sh                   every chapter
 #   ./run_all_tests.sh ch1 ch7           those chapters
 #   ./run_all_tests.sh ch1 --record      also record chN/expectations/<gpu>.json
-# Any option is passed to `python -m harness run` (--size, --strict, --timeout, --cold-l2, ...).
+# Any option is passed to `python -m harness run` (--size, --timeout, --cold-l2, --cpu-threads, ...); on a GPU
+# it runs with --strict, so a missed target or a regression fails the validation.
 set -uo pipefail
 cd "$(dirname "$0")"
 
@@ -18,7 +19,9 @@ for arg in "$@"; do [[ $arg == ch* ]] && targets+=("$arg"); done
 
 if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
     "$PY" -c 'import torch; n = torch.cuda.device_count(); print(f"run_all_tests.sh: {n} GPU(s), {torch.cuda.get_device_name()}")'
-    defaults=(--device cuda)
+    # On a GPU node a missed target or a regression fails the validation: --strict.
+    echo "run_all_tests.sh: --strict: a missed target or a regression makes this exit 1"
+    defaults=(--device cuda --strict)
     if [ -f scripts/build_extensions.py ]; then
         # A build failure is reported here and again as the failing examples' status; the sweep goes on.
         "$PY" scripts/build_extensions.py "${targets[@]}" || echo "run_all_tests.sh: some extensions failed to build (see above)" >&2

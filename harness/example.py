@@ -18,8 +18,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 
 from harness.device import REPO_ROOT
-
-SIZES = ("tiny", "small", "full")
+from harness.result import SIZES  # one definition, re-exported for examples
 
 VariantFn = Callable[[Any], Any]   # a plain function is a variant that needs nothing more
 
@@ -167,10 +166,16 @@ def range_name(example_id: str, variant: str) -> str:
 
 
 def is_example_file(path: Path) -> bool:
-    """A module that assigns EXAMPLE at top level; decided from the source, without importing torch."""
+    """A module that assigns EXAMPLE at top level; decided from the source, without importing torch.
+
+    A file that does not parse counts as one: it is listed, and run as failed with its syntax error,
+    rather than silently missing from every run.
+    """
     try:
         tree = ast.parse(path.read_text(), filename=str(path))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+    except (SyntaxError, UnicodeDecodeError):
+        return True
+    except OSError:
         return False
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []

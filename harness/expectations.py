@@ -1,20 +1,26 @@
-"""Recorded figures per GPU, and the regression check against them.
+"""Recorded figures per GPU, the regression check against them, and the rule for recording.
 
-`--record` writes `chN/expectations/<gpu-slug>.json`: per example, the figures of the run and where
-they came from. A later run on the same GPU and size flags any example whose speedup fell, or whose
-fastest verified variant got slower, by more than REGRESSION_TOLERANCE.
+`--record` writes `chN/expectations/<gpu-slug>.json`: per example, the recorded run (an ExampleResult, raw
+samples dropped), its provenance, the best figure each variant has ever recorded, and a short history.
+A later run on the same GPU, size and L2 mode is compared with the best figures, every variant (the
+baseline too: a slower baseline would otherwise raise a speedup unseen), with a threshold that grows
+with the spread both runs measured. A run is recorded only when it is clean (ok, every target met, no
+regression, timing converged) unless `--force` says otherwise; so six runs each a little slower cannot
+walk the figures down.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from harness.process import write_atomic
+from harness.result import ExampleResult
 
-REGRESSION_TOLERANCE = 0.15   # 15%: above the run-to-run spread we see, below a real loss
-
-_KEEP = ("name", "role", "verified", "median_ms", "iqr_ms", "samples", "gbps", "tflops", "items_per_s",
-         "max_abs_err", "fraction_of_peak_bandwidth", "fraction_of_peak_flops")
+MIN_TOLERANCE = 0.05      # never flag less than a 5% change ...
+SPREAD_FACTOR = 3.0       # ... nor less than three times the relative spread (IQR / median) either run measured
+MAX_TOLERANCE = 0.5
+HISTORY = 10              # entries of history kept per example
 
 
 def expectations_path(chapter_dir: Path, slug: str) -> Path:
@@ -35,41 +41,104 @@ def load(path: Path) -> dict:
     return data
 
 
-def _fastest(entry: dict) -> float | None:
-    times = [v["median_ms"] for v in entry.get("variants", []) if v.get("verified") and v.get("median_ms")]
-    return min(times) if times else None
+def entry_result(entry: dict) -> ExampleResult:
+    """The recorded run of an entry (entries written before the typed contract hold the result's fields inline)."""
+    if "result" in entry:
+        return ExampleResult.from_dict(entry["result"])
+    return ExampleResult.from_dict({k: v for k, v in entry.items() if k not in ("provenance", "best", "history")})
 
 
-def regressions(result: dict, expected: dict | None) -> list[str]:
-    """Messages for each figure that is worse than recorded by more than the tolerance."""
-    if not expected or expected.get("size") != result.get("size") or result.get("status") != "ok":
+def _best(entry: dict) -> dict:
+    """{'variants': {name: best median ms}, 'spread': {name: its relative spread}, 'speedup': best}."""
+    if "best" in entry:
+        return entry["best"]
+    old = entry_result(entry)
+    return _figures(old)
+
+
+def _spread(v) -> float:
+    return (v.iqr_ms or 0.0) / v.median_ms if v.median_ms else 0.0
+
+
+def _figures(res: ExampleResult) -> dict:
+    timed = [v for v in res.variants if v.timed]
+    return {"variants": {v.name: v.median_ms for v in timed}, "spread": {v.name: _spread(v) for v in timed},
+            "speedup": res.speedup()}
+
+
+def _tolerance(*spreads: float) -> float:
+    return min(MAX_TOLERANCE, max(MIN_TOLERANCE, SPREAD_FACTOR * max(spreads, default=0.0)))
+
+
+def regressions(result: ExampleResult, entry: dict | None) -> list[str]:
+    """One message per variant (and for the headline speedup) worse than its best recorded figure."""
+    if not entry or result.status != "ok":
         return []
-    if bool(expected.get("cold_l2")) != bool(result.get("cold_l2")):
-        return []  # a cold-L2 run and a warm one measure different things
+    old = entry_result(entry)
+    if old.size != result.size or bool(old.cold_l2_applied or old.cold_l2) != bool(result.cold_l2_applied):
+        return []  # a different size, or a cold-L2 run against a warm one, measures something else
+    best = _best(entry)
     out = []
-    old, new = expected.get("speedup"), result.get("speedup")
-    if old and new and new < old * (1 - REGRESSION_TOLERANCE):
-        out.append(f"speedup {new:.2f}x vs recorded {old:.2f}x")
-    old_ms, new_ms = _fastest(expected), _fastest(result)
-    if old_ms and new_ms and new_ms > old_ms * (1 + REGRESSION_TOLERANCE):
-        out.append(f"fastest variant {new_ms:.4g} ms vs recorded {old_ms:.4g} ms")
+    for v in result.variants:
+        was = best["variants"].get(v.name)
+        if not (v.timed and was):
+            continue
+        tol = _tolerance(_spread(v), best["spread"].get(v.name, 0.0))
+        if v.median_ms > was * (1 + tol):
+            out.append(f"{v.name} {v.median_ms:.4g} ms vs best recorded {was:.4g} ms "
+                       f"(+{v.median_ms / was - 1:.0%}, threshold {tol:.0%})")
+    new, was = result.speedup(), best.get("speedup")
+    if new and was:
+        fastest = result.fastest()
+        spread = ((fastest.paired_speedup_p75 or new) - (fastest.paired_speedup_p25 or new)) / new if fastest else 0.0
+        tol = _tolerance(spread)
+        if new < was * (1 - tol):
+            out.append(f"speedup {new:.3g}x vs best recorded {was:.3g}x (threshold {tol:.0%})")
     return out
 
 
-def record(path: Path, example_id: str, result: dict, run: dict) -> None:
-    """Merge one example's figures into the file, keeping the other examples' entries."""
+def refusal(result: ExampleResult) -> str | None:
+    """Why this run may not be recorded without --force, or None."""
+    if result.status != "ok":
+        return f"status {result.status}"
+    if result.missed:
+        return "missed target: " + ", ".join(t.metric for t in result.missed)
+    if result.regressions:
+        return "regression: " + "; ".join(result.regressions)
+    noisy = [v.name for v in result.variants if v.timed and v.converged is False]
+    if noisy:
+        return f"timing noisy: {', '.join(noisy)}"
+    return None
+
+
+def record(path: Path, result: ExampleResult, run: dict, force: bool = False) -> str | None:
+    """Merge one example's run into the file; returns why it was refused, or None when recorded."""
+    why = refusal(result)
+    if why and not force:
+        return why
     data = load(path)
     data["gpu"] = run["device"]["name"]
-    data["examples"][example_id] = {
-        "size": result["size"],
-        "cold_l2": bool(result.get("cold_l2")),
-        "speedup": result.get("speedup"),
-        "items_unit": result.get("items_unit"),
-        "teaching_baseline": result.get("teaching_baseline", False),
-        "targets": result.get("targets", []),
-        "variants": [{k: v.get(k) for k in _KEEP if k in v} for v in result["variants"]],
+    data["schema"] = 2
+    old = data["examples"].get(result.id)
+    kept = dataclasses.replace(result, variants=[dataclasses.replace(v, samples_ms=[]) for v in result.variants])
+    figures = _figures(result)
+    best = figures
+    same_kind = old is not None and not force and entry_result(old).size == result.size
+    if same_kind:   # the best figure each variant has reached; forced runs start afresh
+        prev = _best(old)
+        speedups = [x for x in (figures["speedup"], prev.get("speedup")) if x]
+        best = {"variants": {n: min(ms, prev["variants"].get(n, ms)) for n, ms in figures["variants"].items()},
+                "spread": figures["spread"], "speedup": max(speedups) if speedups else None}
+    line = {"started_at": run["started_at"], "git_sha": run["git_sha"], "speedup": figures["speedup"],
+            "variants": figures["variants"], "forced": bool(why)}
+    history = ((old or {}).get("history", []) + [line])[-HISTORY:]
+    data["examples"][result.id] = {
+        "result": kept.to_dict(),
         "provenance": {k: run[k] for k in ("started_at", "git_sha", "host", "device", "versions")},
+        "best": best,
+        "history": history,
     }
     data["examples"] = dict(sorted(data["examples"].items()))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(data, indent=1) + "\n")
+    return None

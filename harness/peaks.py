@@ -63,7 +63,13 @@ def datasheet_key(name: str) -> str | None:
     return None
 
 
+CPU_PEAKS = REPO_ROOT / "results" / "peaks" / "cpu.json"   # where benchmark_peak.py writes a CPU's figures
+
+
 def peaks_path(name: str, peaks_dir: Path | None = None) -> Path:
+    """GPU ceilings are committed under peaks/; a CPU's are this machine's own, under results/peaks/."""
+    if name == "cpu" and peaks_dir is None:
+        return CPU_PEAKS
     return (peaks_dir or PEAKS_DIR) / f"{gpu_slug(name)}.json"
 
 
@@ -100,6 +106,10 @@ class Ceilings:
     sources: dict[str, str] = field(default_factory=dict)       # any key above -> where its figure came from
     l2_gbps: float | None = None     # measured only: the datasheets give no L2 figure
     missing: str = ""                # why there are no ceilings at all
+    # The most any code can reach here (best measured figure, burst included, or the datasheet, whichever is
+    # higher): a variant above PLAUSIBLE x these is reporting work it did not do.
+    bound_gbps: dict[str, float] = field(default_factory=dict)
+    bound_tflops: dict[str, float] = field(default_factory=dict)
 
     @property
     def memory_gbps(self) -> float | None:
@@ -147,26 +157,76 @@ def ceilings(device_info: dict, peaks_dir: Path | None = None) -> Ceilings:
             value, source = sheet[sheet_column], f"datasheet {key} (not measured)"
         if value is not None:
             into[label], out.sources[label] = value, source
+    best_memory = [figure(measured, f"memory_{k}_gbps") for k in ("read", "write", "copy")] + [sheet.get("memory_gbps")]
+    for label, value in out.bandwidth.items():
+        candidates = [value] + (best_memory if label == "memory" else [sheet.get(BANDWIDTH_CEILINGS[label][1])])
+        out.bound_gbps[label] = max(v for v in candidates if v)
+    for dt, value in out.tflops.items():
+        extra = [figure(measured, f"matmul_{dt}_burst_tflops"), sheet.get(dt)]
+        out.bound_tflops[dt] = max(v for v in [value, *extra] if v)
     return out
 
 
-def annotate(result: dict, device_info: dict, peaks_dir: Path | None = None, ceil: Ceilings | None = None) -> None:
-    """Add fraction_of_peak_bandwidth / fraction_of_peak_flops to each variant, and say where the peaks came from.
+PLAUSIBLE = 1.05
+# A CPU core cannot do more per cycle than two 64-byte loads and one store, or 64 fp32 FLOPs (two AVX-512 FMAs);
+# matrix units (AMX) do far more on bf16/fp16/int8. At an upper 6 GHz, per timing thread.
+CPU_BOUND_GBPS_PER_THREAD = 6.0 * 192
+CPU_BOUND_TFLOPS_PER_THREAD = {"fp32": 6e9 * 64 / 1e12, "fp64": 6e9 * 32 / 1e12, "tf32": 6e9 * 64 / 1e12}
+CPU_BOUND_TFLOPS_MATRIX = 6e9 * 2048 / 1e12
+
+
+def implausible(result, ceil: Ceilings, device_info: dict, threads: int | None) -> dict[str, str]:
+    """Variants whose figures exceed what this machine can do by more than 5%: name -> why.
+
+    Data that fits in the L2 (and was not flushed) is held against the L2 bandwidth, where one was measured.
+    """
+    out = {}
+    cpu = device_info.get("name", "cpu") == "cpu"
+    link = result.bandwidth_ceiling or "memory"
+    l2_bytes = device_info.get("l2_bytes") or 0
+    for v in result.variants:
+        if not v.timed:
+            continue
+        if v.gbps is not None:
+            bound = CPU_BOUND_GBPS_PER_THREAD * (threads or 1) if cpu else ceil.bound_gbps.get(link)
+            per_call = v.gbps * 1e9 * v.median_ms / 1e3
+            if not cpu and link == "memory" and per_call <= l2_bytes and not result.cold_l2_applied:
+                bound = max(bound or 0, ceil.l2_gbps or 0) or None
+                if not ceil.l2_gbps:
+                    bound = None   # in the L2 and no L2 figure: nothing to hold it against
+            if bound and v.gbps > PLAUSIBLE * bound:
+                out[v.name] = f"{v.gbps:.4g} GB/s is over {PLAUSIBLE:g}x the most this machine can move ({bound:.4g} GB/s)"
+        if v.tflops is not None:
+            dt = result.flops_dtype or "fp32"
+            bound = (CPU_BOUND_TFLOPS_PER_THREAD.get(dt, CPU_BOUND_TFLOPS_MATRIX) * (threads or 1)) if cpu \
+                else ceil.bound_tflops.get(dt)
+            if bound and v.tflops > PLAUSIBLE * bound:
+                out[v.name] = (f"{v.tflops:.4g} TFLOP/s is over {PLAUSIBLE:g}x the most this machine computes "
+                               f"({bound:.4g} TFLOP/s {dt})")
+    return out
+
+
+def annotate(result, device_info: dict, peaks_dir: Path | None = None, ceil: Ceilings | None = None) -> None:
+    """Set fraction_of_peak_bandwidth / fraction_of_peak_flops on each variant of an ExampleResult, and say where
+    the peaks came from; a variant whose figures this machine cannot reach fails as implausible.
 
     `ceil`: ceilings already read (a sweep reads them once); else they are read for `device_info`.
     """
     ceil = ceil or ceilings(device_info, peaks_dir)
-    link = result.get("bandwidth_ceiling") or "memory"
-    dtype = result.get("flops_dtype")
+    link = result.bandwidth_ceiling or "memory"
+    dtype = result.flops_dtype
     peak_gbps = ceil.bandwidth.get(link)
     peak_tflops = ceil.tflops.get(dtype) if dtype else None
-    result["peak_source"] = ceil.source([link] + ([dtype] if dtype else []))
-    result["peaks_used"] = {"gbps": peak_gbps, "bandwidth_ceiling": link, "tflops": peak_tflops, "flops_dtype": dtype}
-    for v in result.get("variants", []):
-        if v.get("gbps") is not None and peak_gbps:
-            v["fraction_of_peak_bandwidth"] = v["gbps"] / peak_gbps
-        if v.get("tflops") is not None and peak_tflops:
-            v["fraction_of_peak_flops"] = v["tflops"] / peak_tflops
+    result.peak_source = ceil.source([link] + ([dtype] if dtype else []))
+    result.peaks_used = {"gbps": peak_gbps, "bandwidth_ceiling": link, "tflops": peak_tflops, "flops_dtype": dtype}
+    for v in result.variants:
+        if v.gbps is not None and peak_gbps:
+            v.fraction_of_peak_bandwidth = v.gbps / peak_gbps
+        if v.tflops is not None and peak_tflops:
+            v.fraction_of_peak_flops = v.tflops / peak_tflops
+    threads = result.environment.get("cpu", {}).get("threads")
+    for name, why in implausible(result, ceil, device_info, threads).items():
+        result.variant(name).fail(f"implausible: {why}")
 
 
 # --- tables: each measured figure beside every datasheet row ------------------------------------------------

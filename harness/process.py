@@ -20,15 +20,31 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
 
 
-def run_isolated(cmd: list[str], *, timeout: float, stdout, stderr=subprocess.STDOUT) -> int | None:
-    """Run `cmd` from the repository root; its exit code, or None when it ran past `timeout` and was killed."""
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=child_env(), stdout=stdout, stderr=stderr, start_new_session=True)
+def run_isolated(cmd: list[str], *, timeout: float, stdout, stderr=subprocess.STDOUT,
+                 env: dict[str, str] | None = None) -> int | None:
+    """Run `cmd` from the repository root; its exit code, or None when it ran past `timeout` and was killed.
+
+    On Ctrl-C (or any exception while waiting) the child's process group is killed before the exception goes on,
+    so nothing is left running behind the caller.
+    """
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=child_env(**(env or {})), stdout=stdout, stderr=stderr,
+                            start_new_session=True)
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group, nothing else
-        proc.wait()
+        _kill_group(proc)
         return None
+    except BaseException:
+        _kill_group(proc)
+        raise
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group, nothing else
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -20,18 +20,18 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from harness import peaks
+from harness.result import ExampleResult
 
 
 def points(results: dict) -> list[dict]:
     """One entry per verified variant with both GB/s and TFLOP/s."""
     out = []
-    for res in results.get("examples", []):
-        for v in res.get("variants", []):
-            gbps, tflops = v.get("gbps"), v.get("tflops")
-            if v.get("verified") and gbps and tflops:
-                out.append({"example": res.get("id", res.get("title", "?")), "variant": v["name"], "role": v["role"],
-                            "intensity": tflops * 1e12 / (gbps * 1e9), "tflops": tflops,
-                            "dtype": res.get("flops_dtype")})
+    for res in map(ExampleResult.from_dict, results.get("examples", [])):
+        for v in res.variants:
+            if v.timed and v.gbps and v.tflops:
+                out.append({"example": res.id or res.title, "variant": v.name, "role": v.role,
+                            "intensity": v.tflops * 1e12 / (v.gbps * 1e9), "tflops": v.tflops,
+                            "dtype": res.flops_dtype})
     return out
 
 
@@ -70,6 +70,11 @@ def plot(results: dict, out: Path, peaks_dir: Path | None = None) -> Path:
                     xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xlim(lo, hi)   # set, not left to matplotlib: with no line or point it would draw an empty frame
+    ys = [p["tflops"] for p in pts] + list(roofs.values()) + \
+        ([ceil.memory_gbps * lo / 1e3] if ceil.memory_gbps else [])
+    ax.set_ylim(10 ** math.floor(math.log10(min(ys)) - 0.5) if ys else 1e-3,
+                10 ** math.ceil(math.log10(max(ys)) + 0.5) if ys else 1e3)
     ax.set_xlabel("arithmetic intensity (FLOP / byte moved)")
     ax.set_ylabel("TFLOP/s")
     bw = f"memory {ceil.memory_gbps:.4g} GB/s, " if ceil.memory_gbps else ""
@@ -80,6 +85,9 @@ def plot(results: dict, out: Path, peaks_dir: Path | None = None) -> Path:
         ax.legend(fontsize=8, loc="lower right")
     if not pts:
         ax.text(0.5, 0.5, "no example reports both GB/s and TFLOP/s", transform=ax.transAxes, ha="center")
+    if not (roofs or ceil.memory_gbps):
+        ax.text(0.5, 0.42, f"no ceilings: {ceil.missing or 'none measured'} (run benchmark_peak.py)",
+                transform=ax.transAxes, ha="center", fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)

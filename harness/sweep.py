@@ -5,16 +5,18 @@ import json
 import re
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from harness import expectations, peaks, report, targets
+from harness import environment, expectations, peaks, report, targets
 from harness.device import REPO_ROOT, gpu_slug, provenance
-from harness.example import docstring_title, is_example_file
+from harness.example import docstring_title, is_example_file, load_example
 from harness.process import run_isolated, write_atomic
+from harness.result import SCHEMA_VERSION, ContractError, ExampleResult, RunOptions
 
 CHAPTER_RE = re.compile(r"^ch(\d+)$")
 
@@ -73,61 +75,95 @@ def resolve(names: list[str], root: Path = REPO_ROOT) -> list[ExampleRef]:
     return list(dict.fromkeys(refs))
 
 
-def run_child(ref: ExampleRef, *, device: str, size: str, timeout: float, seed: int | None,
-              cold_l2: bool, log_path: Path) -> dict:
+def run_child(ref: ExampleRef, opts: RunOptions, *, timeout: float, log_path: Path) -> ExampleResult:
     """Run one example in a fresh process; a crash, hang or CUDA error becomes its status."""
+    ids = {"id": ref.id, "chapter": ref.chapter, "title": ref.title, "size": opts.size, "seed": opts.seed}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "harness.runner", str(ref.path), "--json", str(out), "--size", size, "--device", device]
-        cmd += ["--seed", str(seed)] if seed is not None else []
-        cmd += ["--cold-l2"] if cold_l2 else []
+        out, options = Path(tmp) / "result.json", Path(tmp) / "options.json"
+        options.write_text(opts.to_json())
+        cmd = [sys.executable, "-m", "harness.runner", str(ref.path), "--options", str(options), "--json", str(out)]
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as log:
-            rc = run_isolated(cmd, timeout=timeout, stdout=log)
+            rc = run_isolated(cmd, timeout=timeout, stdout=log, env=environment.child_thread_env(opts.cpu_threads))
         if rc is None:
-            return {"status": "timeout", "reason": f"no result within {timeout:g} s", "variants": [], "speedup": None}
+            return ExampleResult.failure("timeout", f"no result within {timeout:g} s", **ids)
         if out.exists():
-            return json.loads(out.read_text())
+            try:
+                res = ExampleResult.from_dict(json.loads(out.read_text()))
+            except (ValueError, ContractError) as exc:
+                return ExampleResult.failure("failed", f"unreadable result: {exc}"[:300], **ids)
+            res.id, res.chapter, res.title = ref.id, ref.chapter, ref.title
+            return res
         tail = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()][-1:] or [""]
         how = f"killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
         reason = f"process {how}" + (f": {tail[0][:300]}" if tail[0] else "")
-        return {"status": "failed", "reason": reason, "variants": [], "speedup": None}
+        return ExampleResult.failure("failed", reason, **ids)
 
 
-def run_sweep(refs: list[ExampleRef], *, device: torch.device, size: str, out_dir: Path, timeout: float = 600,
-              seed: int | None = None, cold_l2: bool = False, record: bool = False,
-              progress: Callable[[str], None] = print) -> dict:
+def _judge(res: ExampleResult, ref: ExampleRef, inputs: Inputs, arch: str) -> None:
+    """Peaks, targets and regressions; an error here fails the example rather than passing it unjudged."""
+    try:
+        peaks.annotate(res, inputs.device, ceil=inputs.ceil)
+        res.settle()
+        res.targets = targets.evaluate(inputs.claims[ref.path.parent].get(ref.path.stem, {}), res, arch)
+        res.regressions = expectations.regressions(res, inputs.recorded[ref.path.parent]["examples"].get(ref.id))
+    except Exception as exc:
+        res.status = "failed"
+        res.reason = f"the harness could not judge this result: {type(exc).__name__}: {exc}"[:500]
+
+
+def run_sweep(refs: list[ExampleRef], *, opts: RunOptions, out_dir: Path, timeout: float = 600, record: bool = False,
+              force: bool = False, progress: Callable[[str], None] = print) -> dict:
     """Run every example; results.json and summary.md are rewritten after each one finishes.
 
     The files the results are judged by (targets, expectations, peaks) are read first: a bad one is a
-    UsageError before anything runs, not a crash halfway through.
+    UsageError before anything runs, not a crash halfway through. Ctrl-C ends the running example's process
+    group, keeps what finished, and marks the run interrupted.
     """
-    run = provenance(device, size=size, cold_l2=cold_l2)
+    device = torch.device(opts.device)
+    run = provenance(device, size=opts.size, cold_l2=opts.cold_l2, cpu_threads=opts.cpu_threads,
+                     load_average=environment.load_average())
     arch, slug = run["device"]["arch"], gpu_slug(run["device"]["name"])
-    claims, recorded, ceil = check_inputs(refs, run["device"], slug)
+    inputs = check_inputs(refs, run["device"], slug)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = {"run": run, "examples": []}
-    for i, ref in enumerate(refs, 1):
-        progress(f"[{i}/{len(refs)}] {ref.id} ...")
-        res = run_child(ref, device=device.type, size=size, timeout=timeout, seed=seed, cold_l2=cold_l2,
-                        log_path=out_dir / "logs" / f"{ref.id.replace('/', '_')}.log")
-        res = {"id": ref.id, "chapter": ref.chapter, "title": ref.title, "flags": [], "cold_l2": cold_l2,
-               "targets": [], "regressions": [], **res}
-        chapter_dir = ref.path.parent
-        try:
-            peaks.annotate(res, run["device"], ceil=ceil)
-            res["targets"] = targets.evaluate(claims[chapter_dir].get(ref.path.stem, {}), res, arch)
-            res["regressions"] = expectations.regressions(res, recorded[chapter_dir]["examples"].get(ref.id))
-            if record and res["status"] == "ok" and device.type == "cuda":
-                expectations.record(expectations.expectations_path(chapter_dir, slug), ref.id, res, run)
-        except Exception as exc:  # never lose the example's own result to the bookkeeping around it
-            res["flags"].append(f"harness could not finish judging this result: {type(exc).__name__}: {exc}")
-        results["examples"].append(res)
+    results = {"schema": SCHEMA_VERSION, "run": run, "interrupted": False, "examples": []}
+    t0 = time.monotonic()
+
+    def save() -> None:
         write_atomic(out_dir / "results.json", json.dumps(results, indent=1))
         write_atomic(out_dir / "summary.md", report.summary_markdown(results))
-        progress(f"    {_one_line(res)}")
+
+    try:
+        for i, ref in enumerate(refs, 1):
+            progress(f"[{i}/{len(refs)} {_clock(time.monotonic() - t0)}] {ref.id} ...")
+            log = out_dir / "logs" / f"{ref.id.replace('/', '_')}.log"
+            res = run_child(ref, opts, timeout=timeout, log_path=log)
+            _judge(res, ref, inputs, arch)
+            if res.regressions:  # a suspected regression is measured once more before it is reported
+                again = run_child(ref, opts, timeout=timeout, log_path=log.with_suffix(".rerun.log"))
+                _judge(again, ref, inputs, arch)
+                if again.status == "ok" and not again.regressions:
+                    again.flags.append(f"a suspected regression was not confirmed on re-run ({'; '.join(res.regressions)})")
+                    res = again
+                else:
+                    res.flags.append("regression confirmed on re-run")
+            if record and device.type == "cuda":
+                why = expectations.record(expectations.expectations_path(ref.path.parent, slug), res, run, force=force)
+                res.flags.append(f"not recorded: {why} (--force records it anyway)" if why else "recorded")
+            results["examples"].append(res.to_dict())
+            save()
+            progress(f"    {_one_line(res)}")
+    except KeyboardInterrupt:
+        results["interrupted"] = True
+        save()
+        progress(f"interrupted: {len(results['examples'])} of {len(refs)} examples finished and kept")
+        return results
     _draw_roofline(results, out_dir / "roofline.png", progress)
     return results
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
 
 def _draw_roofline(results: dict, png: Path, progress: Callable[[str], None]) -> None:
@@ -138,27 +174,48 @@ def _draw_roofline(results: dict, png: Path, progress: Callable[[str], None]) ->
         progress(f"roofline not drawn: {exc}")
 
 
-def check_inputs(refs: list[ExampleRef], device_info: dict, slug: str) -> tuple[dict, dict, peaks.Ceilings]:
-    """Each chapter's targets, this GPU's expectations and its ceilings, read once; UsageError names a bad file."""
+@dataclass
+class Inputs:
+    """What results are judged by, read once before anything runs."""
+    device: dict
+    claims: dict          # chapter dir -> targets
+    recorded: dict        # chapter dir -> expectations
+    ceil: peaks.Ceilings
+
+
+def _variant_names(chapter_dir: Path) -> dict[str, set[str] | None]:
+    """Each example of a chapter and its variant names (None where the file does not load)."""
+    out: dict[str, set[str] | None] = {}
+    for ref in examples_in(chapter_dir):
+        try:
+            out[ref.path.stem] = {v.name for v in load_example(ref.path).variants()}
+        except Exception:  # it will fail as an example, with its own reason
+            out[ref.path.stem] = None
+    return out
+
+
+def check_inputs(refs: list[ExampleRef], device_info: dict, slug: str) -> Inputs:
+    """Each chapter's targets (every name in them real), this GPU's expectations and its ceilings."""
     claims, recorded = {}, {}
     try:
         for chapter_dir in dict.fromkeys(ref.path.parent for ref in refs):
             claims[chapter_dir] = targets.load_targets(chapter_dir)
+            if claims[chapter_dir]:
+                targets.check_names(claims[chapter_dir], chapter_dir / "targets.toml", _variant_names(chapter_dir))
             recorded[chapter_dir] = expectations.load(expectations.expectations_path(chapter_dir, slug))
         ceil = peaks.ceilings(device_info)
     except (ValueError, TypeError, AttributeError) as exc:  # TargetsError is a ValueError
         raise UsageError(str(exc).splitlines()[0]) from exc
-    return claims, recorded, ceil
+    return Inputs(device_info, claims, recorded, ceil)
 
 
-def _one_line(res: dict) -> str:
-    parts = [res["status"]]
-    if res.get("speedup"):
-        parts.append(f"speedup {res['speedup']:.2f}x")
-    if res.get("reason"):
-        parts.append(res["reason"])
-    missed = [t["metric"] for t in res.get("targets", []) if t["met"] is False]
-    if missed:
-        parts.append("missed target: " + ", ".join(missed))
-    parts += [f"REGRESSION {r}" for r in res.get("regressions", [])]
+def _one_line(res: ExampleResult) -> str:
+    parts = [res.status]
+    if res.speedup():
+        parts.append(f"speedup {res.speedup():.2f}x")
+    if res.reason:
+        parts.append(res.reason)
+    if res.missed:
+        parts.append("missed target: " + ", ".join(t.metric for t in res.missed))
+    parts += [f"REGRESSION {r}" for r in res.regressions]
     return " | ".join(parts)

@@ -12,14 +12,18 @@
 
 The value for the GPU's architecture applies, else `default`, else the target does not apply (met: null).
 On the CPU only a `cpu` value applies.
-Metrics: speedup, or a best-verified-variant figure: median_ms, gbps, tflops, items_per_s,
-fraction_of_peak_bandwidth, fraction_of_peak_flops. `variant = "name"` picks a variant instead.
+Metrics: speedup (over the baseline, paired), speedup_vs_reference (over the fastest reference), or a figure
+of the fastest verified optimized variant: median_ms, gbps, tflops, items_per_s, fraction_of_peak_bandwidth,
+fraction_of_peak_flops. `variant = "name"` judges that variant instead. A claim that applies but cannot be
+measured (a misspelt variant is refused when the file is read; a missing peaks file is not) counts as missed.
 """
 from __future__ import annotations
 
 import operator
 import tomllib
 from pathlib import Path
+
+from harness.result import ExampleResult, TargetCheck, VariantResult
 
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 VARIANT_METRICS = ("median_ms", "gbps", "tflops", "items_per_s", "fraction_of_peak_bandwidth", "fraction_of_peak_flops")
@@ -42,7 +46,7 @@ def load_targets(chapter_dir: Path) -> dict:
             raise TargetsError(f"{path}: {example!r} must be a table of metrics, like [{example}.speedup]")
         for metric, spec in metrics.items():
             where = f"{path}: [{example}.{metric}]"
-            if metric != "speedup" and metric not in VARIANT_METRICS:
+            if metric not in ("speedup", "speedup_vs_reference") and metric not in VARIANT_METRICS:
                 raise TargetsError(f"{where} is not a known metric")
             if not isinstance(spec, dict):
                 raise TargetsError(f"{where} must be a table with op and values")
@@ -55,37 +59,81 @@ def load_targets(chapter_dir: Path) -> dict:
     return data
 
 
-def _measured(result: dict, metric: str, variant: str | None) -> float | None:
-    if metric == "speedup":  # of the fastest verified variant, or of the one named, over the baseline
-        if variant is None:
-            return result.get("speedup")
-        rows = result.get("variants", [])
-        base = rows[0].get("median_ms") if rows else None
-        mine = [v["median_ms"] for v in rows if v["name"] == variant and v.get("verified") and v.get("median_ms")]
-        return base / mine[0] if base and mine else None
-    rows = [v for v in result.get("variants", []) if v.get("verified") and v.get(metric) is not None]
+def check_names(data: dict, path: Path, variants: dict[str, set[str] | None]) -> None:
+    """Every example and variant a targets file names must exist: a misspelt key would never be judged.
+
+    variants: example name -> its variant names (None where the example could not be loaded to tell).
+    """
+    for example, metrics in data.items():
+        if example not in variants:
+            raise TargetsError(f"{path}: [{example}] names no example in {path.parent.name}; "
+                               f"it has: {', '.join(sorted(variants)) or 'none'}")
+        names = variants[example]
+        for metric, spec in metrics.items():
+            name = spec.get("variant")
+            if name is not None and names is not None and name not in names:
+                raise TargetsError(f"{path}: [{example}.{metric}] variant = {name!r} names no variant of {example}; "
+                                   f"it has: {', '.join(sorted(names))}")
+
+
+def _judged(result: ExampleResult, variant: str | None) -> VariantResult | None:
+    """The variant a target judges: the one named, else the fastest verified optimized one (teaching ones aside)."""
     if variant is not None:
-        rows = [v for v in rows if v["name"] == variant]
-    else:
-        rows = [v for v in rows if v["role"] == "optimized"]
-    if not rows:
-        return None
-    pick = min if metric == "median_ms" else max
-    return pick(v[metric] for v in rows)
+        return result.variant(variant)
+    plain = [v for v in result.variants if v.role == "optimized" and v.timed and not v.teaching]
+    timed = plain or [v for v in result.variants if v.role == "optimized" and v.timed]
+    return min(timed, key=lambda v: v.median_ms) if timed else None
 
 
-def evaluate(example_targets: dict, result: dict, arch: str) -> list[dict]:
-    """One entry per target: what was claimed for this architecture, what was measured, and met or not."""
+def _measured(result: ExampleResult, metric: str, variant: str | None) -> tuple[float | None, str]:
+    """(figure, why there is none)."""
+    if metric in ("speedup", "speedup_vs_reference"):
+        over = "baseline" if metric == "speedup" else "reference"
+        name = variant or _name(result)
+        value = result.speedup(name, over=over) if name else None
+        if value is None and over == "reference" and result.fastest("reference") is None:
+            return None, "no timed reference variant"
+        return value, "" if value is not None else "the variant it judges was not verified or not timed"
+    row = _judged(result, variant)
+    if row is None or not row.timed:
+        return None, "the variant it judges was not verified or not timed"
+    value = getattr(row, metric)
+    if value is None and metric.startswith("fraction_of_peak"):
+        return None, f"no ceiling for it on this machine ({result.peak_source or 'no peaks file'})"
+    return value, "" if value is not None else f"the example reports no {metric}"
+
+
+def _name(result: ExampleResult) -> str | None:
+    row = _judged(result, None)
+    return row.name if row else None
+
+
+def evaluate(example_targets: dict, result: ExampleResult, arch: str) -> list[TargetCheck]:
+    """One check per target: the claim for this architecture, what was measured, and met or not.
+
+    A claim that applies here but could not be measured counts as missed (met False, with why); a claim on a
+    variant skipped for want of its own requirement, or on a skipped example, does not apply (met None).
+    """
     out = []
     for metric, spec in example_targets.items():
         # On the CPU only an explicit `cpu` value applies: GPU claims say nothing about a tiny CPU run.
         key = arch if arch in spec else ("default" if arch != "cpu" else None)
-        value = spec.get(key)
-        op = spec.get("op", ">=")
-        measured = _measured(result, metric, spec.get("variant"))
-        met = None if value is None or measured is None else bool(OPS[op](measured, value))
-        out.append({"metric": metric, "op": op, "value": value, "measured": measured, "met": met,
-                    "variant": spec.get("variant"),
-                    "source": f"{key}: {spec.get(f'source_{key}', spec.get('source', ''))}".rstrip(": ")
-                    if value is not None else "no target for this GPU"})
+        value, op, variant = spec.get(key), spec.get("op", ">="), spec.get("variant")
+        source = f"{key}: {spec.get(f'source_{key}', spec.get('source', ''))}".rstrip(": ")
+        check = TargetCheck(metric=metric, op=op, value=value, measured=None, met=None, variant=variant,
+                            source=source if value is not None else "no target for this machine")
+        row = result.variant(variant) if variant else None
+        if value is None:
+            pass
+        elif result.status == "skipped":
+            check.source, check.value, check.why = "no target applies: example skipped", None, result.reason
+        elif row is not None and row.status == "skipped":
+            check.why = f"variant skipped: {row.reason}"
+            check.value = None
+        elif result.status in ("timeout", "interrupted") or (result.status == "failed" and not result.variants):
+            check.met, check.why = False, f"example {result.status}"
+        else:
+            check.measured, check.why = _measured(result, metric, variant)
+            check.met = False if check.measured is None else bool(OPS[op](check.measured, value))
+        out.append(check)
     return out

@@ -19,13 +19,14 @@ QUICK = TimingConfig(warmup_s=0.0, min_warmup_calls=1, min_samples=3, min_time_s
 def test_example_runs_at_tiny_size(ref):
     device = pick_device("auto")
     size = "tiny"
-    result = run_example(load_example(ref.path), device=device, size=size, seed=1234, timing=QUICK)
-    if result["status"] == "skipped":
-        assert result["reason"], "a skip must say why"
-        pytest.skip(result["reason"])
-    assert result["status"] == "ok", result["reason"]
-    assert all(v["verified"] for v in result["variants"])
-    assert result["speedup"] is not None and result["speedup"] > 0
+    result = run_example(load_example(ref.path), device=device, size=size, seed=1234, timing=QUICK, example_id=ref.id)
+    if result.status == "skipped":
+        assert result.reason, "a skip must say why"
+        pytest.skip(result.reason)
+    assert result.status == "ok", result.reason
+    assert all(v.verified for v in result.variants if v.status != "skipped")
+    assert all(v.reason for v in result.variants if v.status == "skipped"), "a skipped variant must say why"
+    assert result.speedup() is not None and result.speedup() > 0
 
 
 def test_examples_are_discovered():

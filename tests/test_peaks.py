@@ -13,6 +13,7 @@ import torch
 
 from harness import peaks, roofline
 from harness.device import REPO_ROOT
+from harness.result import ExampleResult, VariantResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -59,70 +60,71 @@ def _fake_peaks(tmp_path, name="NVIDIA H200", **figures):
     return path
 
 
-def _result(flops_dtype="bf16"):
-    return {"flops_dtype": flops_dtype, "variants": [
-        {"name": "baseline", "role": "baseline", "gbps": 1000.0, "tflops": 100.0},
-        {"name": "fast", "role": "optimized", "gbps": 2000.0, "tflops": None},
-        {"name": "other", "role": "optimized", "gbps": None, "tflops": None},
-    ]}
+def _result(flops_dtype="bf16", bandwidth_ceiling="memory") -> ExampleResult:
+    """Figures without times: annotate gives fractions; the plausibility rule judges timed variants only."""
+    return ExampleResult(flops_dtype=flops_dtype, bandwidth_ceiling=bandwidth_ceiling, variants=[
+        VariantResult(name="baseline", role="baseline", gbps=1000.0, tflops=100.0),
+        VariantResult(name="fast", role="optimized", gbps=2000.0),
+        VariantResult(name="other", role="optimized"),
+    ])
 
 
 def test_annotate_with_measured_peaks(tmp_path):
     path = _fake_peaks(tmp_path, memory_copy_gbps=4000.0, matmul_bf16_tflops=800.0)
     res = _result()
     peaks.annotate(res, {"name": "NVIDIA H200"}, peaks_dir=tmp_path)
-    base, fast, other = res["variants"]
-    assert base["fraction_of_peak_bandwidth"] == pytest.approx(0.25)
-    assert base["fraction_of_peak_flops"] == pytest.approx(0.125)
-    assert fast["fraction_of_peak_bandwidth"] == pytest.approx(0.5)
-    assert "fraction_of_peak_flops" not in fast and "fraction_of_peak_bandwidth" not in other
-    assert res["peak_source"] == f"measured {path}"
-    assert res["peaks_used"] == {"gbps": 4000.0, "bandwidth_ceiling": "memory", "tflops": 800.0, "flops_dtype": "bf16"}
+    base, fast, other = res.variants
+    assert base.fraction_of_peak_bandwidth == pytest.approx(0.25)
+    assert base.fraction_of_peak_flops == pytest.approx(0.125)
+    assert fast.fraction_of_peak_bandwidth == pytest.approx(0.5)
+    assert fast.fraction_of_peak_flops is None and other.fraction_of_peak_bandwidth is None
+    assert res.peak_source == f"measured {path}"
+    assert res.peaks_used == {"gbps": 4000.0, "bandwidth_ceiling": "memory", "tflops": 800.0, "flops_dtype": "bf16"}
 
 
 def test_annotate_against_another_link(tmp_path):
     _fake_peaks(tmp_path, memory_copy_gbps=4000.0, h2d_pinned_gbps=50.0, p2p_0to1_gbps=300.0, p2p_0to2_gbps=400.0)
-    res = {**_result(), "bandwidth_ceiling": "h2d"}
+    res = _result(bandwidth_ceiling="h2d")
     peaks.annotate(res, {"name": "NVIDIA H200"}, peaks_dir=tmp_path)
-    assert res["variants"][0]["fraction_of_peak_bandwidth"] == pytest.approx(1000.0 / 50.0)
+    assert res.variants[0].fraction_of_peak_bandwidth == pytest.approx(1000.0 / 50.0)
     assert peaks.ceilings({"name": "NVIDIA H200"}, tmp_path).bandwidth["p2p"] == 400.0
     # no measured link figure: the datasheet's, labelled
-    res = {**_result(), "bandwidth_ceiling": "d2h"}
+    res = _result(bandwidth_ceiling="d2h")
     peaks.annotate(res, {"name": "NVIDIA H200"}, peaks_dir=tmp_path)
-    assert res["peaks_used"]["gbps"] == peaks.DATASHEET["H200"]["host_link_gbps"]
-    assert res["peak_source"] == "datasheet H200 (not measured)"   # bf16 is from the datasheet too
+    assert res.peaks_used["gbps"] == peaks.DATASHEET["H200"]["host_link_gbps"]
+    assert res.peak_source == "datasheet H200 (not measured)"   # bf16 is from the datasheet too
 
 
 def test_annotate_measured_file_lacking_a_dtype_says_which_came_from_the_datasheet(tmp_path):
     _fake_peaks(tmp_path, memory_copy_gbps=4000.0, matmul_bf16_tflops=800.0)
     res = _result("fp8")
     peaks.annotate(res, {"name": "NVIDIA H200"}, peaks_dir=tmp_path)
-    assert res["variants"][0]["fraction_of_peak_flops"] == pytest.approx(100.0 / peaks.DATASHEET["H200"]["fp8"])
-    assert res["peak_source"].startswith("memory measured ")
-    assert res["peak_source"].endswith("; fp8 datasheet H200 (not measured)")
+    assert res.variants[0].fraction_of_peak_flops == pytest.approx(100.0 / peaks.DATASHEET["H200"]["fp8"])
+    assert res.peak_source.startswith("memory measured ")
+    assert res.peak_source.endswith("; fp8 datasheet H200 (not measured)")
 
 
 def test_annotate_without_peaks_file_uses_the_datasheet_and_says_so(tmp_path):
     res = _result()
     peaks.annotate(res, {"name": "NVIDIA H100 PCIe"}, peaks_dir=tmp_path)
     sheet = peaks.DATASHEET["H100 PCIe"]
-    assert res["peak_source"] == "datasheet H100 PCIe (not measured)"
-    assert res["variants"][0]["fraction_of_peak_bandwidth"] == pytest.approx(1000.0 / sheet["memory_gbps"])
-    assert res["variants"][0]["fraction_of_peak_flops"] == pytest.approx(100.0 / sheet["bf16"])
+    assert res.peak_source == "datasheet H100 PCIe (not measured)"
+    assert res.variants[0].fraction_of_peak_bandwidth == pytest.approx(1000.0 / sheet["memory_gbps"])
+    assert res.variants[0].fraction_of_peak_flops == pytest.approx(100.0 / sheet["bf16"])
 
 
 def test_annotate_unknown_device_adds_no_fractions(tmp_path):
     for name in ("cpu", "NVIDIA H100 NVL"):
         res = _result()
         peaks.annotate(res, {"name": name}, peaks_dir=tmp_path)
-        assert res["peak_source"].startswith("none: ")
-        assert not any(k.startswith("fraction_of_peak") for v in res["variants"] for k in v)
+        assert res.peak_source.startswith("none: ")
+        assert all(v.fraction_of_peak_bandwidth is None and v.fraction_of_peak_flops is None for v in res.variants)
 
 
 def test_annotate_skipped_result_is_harmless(tmp_path):
-    res = {"status": "failed", "variants": []}
+    res = ExampleResult(status="failed")
     peaks.annotate(res, {"name": "NVIDIA H200"}, peaks_dir=tmp_path)
-    assert res["peaks_used"]["tflops"] is None and res["peaks_used"]["gbps"] == peaks.DATASHEET["H200"]["memory_gbps"]
+    assert res.peaks_used["tflops"] is None and res.peaks_used["gbps"] == peaks.DATASHEET["H200"]["memory_gbps"]
 
 
 def test_comparison_table_puts_each_figure_beside_every_datasheet():
@@ -140,11 +142,11 @@ def test_comparison_table_puts_each_figure_beside_every_datasheet():
 def _fake_results(name):
     return {"run": {"device": {"name": name}}, "examples": [
         {"id": "chX/gemm", "flops_dtype": "bf16", "variants": [
-            {"name": "baseline", "role": "baseline", "verified": True, "gbps": 500.0, "tflops": 50.0},
-            {"name": "fused", "role": "optimized", "verified": True, "gbps": 1500.0, "tflops": 400.0},
+            {"name": "baseline", "role": "baseline", "verified": True, "median_ms": 1.0, "gbps": 500.0, "tflops": 50.0},
+            {"name": "fused", "role": "optimized", "verified": True, "median_ms": 1.0, "gbps": 1500.0, "tflops": 400.0},
             {"name": "wrong", "role": "optimized", "verified": False, "gbps": 9e9, "tflops": 9e9}]},
         {"id": "chX/copy", "flops_dtype": None, "variants": [
-            {"name": "baseline", "role": "baseline", "verified": True, "gbps": 900.0, "tflops": None}]},
+            {"name": "baseline", "role": "baseline", "verified": True, "median_ms": 1.0, "gbps": 900.0}]},
     ]}
 
 
@@ -233,3 +235,33 @@ def test_benchmark_peak_quick_on_gpu(tmp_path):
                  "launch_eager_us", "launch_graph_us", "h2d_pinned_gbps", "d2h_pageable_gbps"):
         assert doc["figures"][name]["value"] > 0, name
     assert not any(n.startswith("triton") for n in doc["notes"]), doc["notes"]   # kernels verified on the GPU
+
+
+def _timed(name, ms, gbps=None, tflops=None):
+    return VariantResult(name=name, role="optimized", verified=True, median_ms=ms, gbps=gbps, tflops=tflops)
+
+
+def test_figures_the_machine_cannot_reach_fail_as_implausible(tmp_path):
+    _fake_peaks(tmp_path, memory_copy_gbps=4000.0, memory_read_gbps=4300.0, matmul_bf16_tflops=700.0,
+                matmul_bf16_burst_tflops=790.0, l2_copy_gbps=9000.0)
+    dev = {"name": "NVIDIA H200", "l2_bytes": 60 << 20}
+    res = ExampleResult(flops_dtype="bf16", variants=[
+        _timed("read_fast", 1.0, gbps=4400.0),            # within 1.05 x the best measured (read) figure
+        _timed("too_fast", 1.0, gbps=5300.0),             # over the datasheet's 4.8 TB/s, 5.3 GB a call: no L2 holds that
+        _timed("burst", 1.0, tflops=800.0),               # a burst above the sustained figure is real
+        _timed("absurd", 1.0, tflops=2000.0),             # above the datasheet's dense bf16 (989)
+        _timed("in_l2", 0.001, gbps=8000.0),              # 8 MB a call: held against the L2 figure
+    ])
+    peaks.annotate(res, dev, peaks_dir=tmp_path)
+    failed = {v.name: v.reason for v in res.variants if v.status == "failed"}
+    assert set(failed) == {"too_fast", "absurd"}, failed
+    assert all(r.startswith("implausible") for r in failed.values())
+    res.settle()
+    assert res.status == "failed" and "too_fast not verified: implausible" in res.reason
+
+
+def test_a_cpu_thread_cannot_do_hundreds_of_tflops(tmp_path):
+    res = ExampleResult(flops_dtype="fp32", environment={"cpu": {"threads": 1}},
+                        variants=[_timed("cheat", 1e-6, tflops=625.0), _timed("honest", 1.0, tflops=0.05)])
+    peaks.annotate(res, {"name": "cpu"}, peaks_dir=tmp_path)
+    assert res.variant("cheat").status == "failed" and res.variant("honest").status == "ok"

@@ -39,7 +39,7 @@ def test_stop_rule_gives_up_at_max_time_and_says_so():
 def test_measure_on_cpu_reports_the_time_of_the_call():
     stats = measure(lambda: time.sleep(0.002), torch.device("cpu"), TimingConfig(max_time_s=0.5))
     assert isinstance(stats, Stats)
-    assert 1.9 <= stats.median_ms <= 6.0
+    assert stats.median_ms >= 1.9   # at least the sleep; how much more depends on the machine's load
     assert stats.samples >= 3 and stats.iqr_ms >= 0
 
 

@@ -15,6 +15,7 @@ import math
 import sys
 
 from harness.device import REPO_ROOT
+from harness.expectations import entry_result
 
 
 def round_down(x: float, digits: int = 2) -> float:
@@ -37,17 +38,17 @@ def main(argv=None) -> int:
         return 2
     for ex_id, entry in json.loads(path.read_text())["examples"].items():
         prov = entry["provenance"]
-        for t in entry.get("targets", []):
-            header = f"[{ex_id.split('/')[1]}.{t['metric']}]"
-            if t["met"] is not True or t["op"] not in (">=", ">"):
-                print(f"# {header}: not proposed (met: {t['met']})")
+        for t in entry_result(entry).targets:
+            header = f"[{ex_id.split('/')[1]}.{t.metric}]"
+            if t.met is not True or t.op not in (">=", ">"):
+                print(f"# {header}: not proposed (met: {t.met})")
                 continue
-            value = round_down(args.margin * t["measured"])
-            if value <= t["value"]:  # a value from a run may tighten a claim, never loosen it
-                print(f"# {header}: not proposed ({args.margin:g} x measured is not above the claim {t['value']:g})")
+            value = round_down(args.margin * t.measured)
+            if value <= t.value:  # a value from a run may tighten a claim, never loosen it
+                print(f"# {header}: not proposed ({args.margin:g} x measured is not above the claim {t.value:g})")
                 continue
             print(f"{header}\n{args.arch} = {value}\n"
-                  f'source_{args.arch} = "{args.margin:g} x {t["measured"]:.3g} measured on {prov["device"]["name"]}, '
+                  f'source_{args.arch} = "{args.margin:g} x {t.measured:.3g} measured on {prov["device"]["name"]}, '
                   f'git {(prov["git_sha"] or "?")[:7]}, {prov["started_at"][:10]}"')
     return 0
 
