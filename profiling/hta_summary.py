@@ -10,7 +10,7 @@ HTA needs a rank in each trace (`distributedInfo`; the profiling harness adds ra
 that cannot run, because HTA is not installed or because a CPU-only trace has no GPU kernels, is
 recorded as `unavailable: <reason>`; this script does not fail on it.
 
-    python tools/hta_summary.py profiles/<run>/ch1/batched_matmul/baseline/torch/trace --out .../hta
+    python -m profiling.hta_summary profiles/<run>/ch1/batched_matmul/baseline/torch/trace --out .../hta
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def text_summary(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m profiling.hta_summary", description=__doc__.splitlines()[0])
     parser.add_argument("trace_dir", type=Path, help="a folder of torch.profiler .json traces")
     parser.add_argument("--out", type=Path, help="default: <trace_dir>/../hta")
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@ second row) and the details page (a row per metric: "Metric Name", "Metric Unit"
 Values may carry thousands separators; times are converted to nanoseconds; "n/a" becomes null. Lines
 that are not CSV (`==PROF==`, `==WARNING==`, the application's own output) are skipped.
 
-    python tools/extract_ncu_metrics.py metrics.csv [--json metrics.json]
+    python -m profiling.ncu_metrics metrics.csv [--json metrics.json]
 """
 from __future__ import annotations
 
@@ -136,14 +136,14 @@ def extract(text: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m profiling.ncu_metrics", description=__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path, help="ncu --csv output (--page raw or details)")
     parser.add_argument("--json", type=Path, help="write here (default: print)")
     args = parser.parse_args(argv)
     try:
         result = extract(args.csv.read_text(errors="replace"))
     except (OSError, ValueError) as exc:
-        print(f"extract_ncu_metrics: {args.csv}: {exc}", file=sys.stderr)
+        print(f"ncu_metrics: {args.csv}: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(result, indent=1)
     if args.json:

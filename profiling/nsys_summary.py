@@ -5,7 +5,7 @@ report, `<prefix>_<report>.csv`), or a folder holding such files.
 
     nsys stats --report cuda_gpu_kern_sum,cuda_api_sum,nvtx_sum,cuda_gpu_mem_time_sum --format csv \
         --output out/stats out/report.nsys-rep
-    python tools/extract_nsys_summary.py out/stats [--json out/nsys_summary.json]
+    python -m profiling.nsys_summary out/stats [--json out/nsys_summary.json]
 """
 from __future__ import annotations
 
@@ -93,13 +93,13 @@ def extract(prefix_or_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m profiling.nsys_summary", description=__doc__.splitlines()[0])
     parser.add_argument("prefix", type=Path, help="the --output prefix given to nsys stats, or a folder of its CSVs")
     parser.add_argument("--json", type=Path, help="write here (default: print)")
     args = parser.parse_args(argv)
     result = extract(args.prefix)
     if not result["reports"]:
-        print(f"extract_nsys_summary: no nsys stats CSV found for {args.prefix}", file=sys.stderr)
+        print(f"nsys_summary: no nsys stats CSV found for {args.prefix}", file=sys.stderr)
         return 2
     text = json.dumps(result, indent=1)
     if args.json:
