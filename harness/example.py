@@ -18,7 +18,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 
 from harness.device import REPO_ROOT
-from harness.result import SIZES  # one definition, re-exported for examples
+from harness.result import SIZES  # noqa: F401  (re-exported: examples and tools import it from here)
 
 VariantFn = Callable[[Any], Any]   # a plain function is a variant that needs nothing more
 

@@ -192,7 +192,8 @@ def example_id(path: Path) -> str:
 def run_example(ex: Example, *, device: torch.device, size: str, seed: int, timing: TimingConfig | None = None,
                 trials: int = 3, example_id: str = "") -> ExampleResult:
     """Verify, time and describe one example (peaks, targets and expectations are the parent's)."""
-    res = ExampleResult(id=example_id, chapter=example_id.partition("/")[0], title=ex.title, size=size, seed=seed, device=device.type, teaching_baseline=ex.teaching_baseline,
+    res = ExampleResult(id=example_id, chapter=example_id.partition("/")[0], title=ex.title, size=size, seed=seed,
+                        device=device.type, teaching_baseline=ex.teaching_baseline,
                         items_unit=ex.items_unit, flops_dtype=ex.flops_dtype, bandwidth_ceiling=ex.bandwidth_ceiling)
     unmet = ex.requires.unmet(device)
     if unmet:

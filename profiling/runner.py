@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +28,7 @@ from pathlib import Path
 
 from harness.device import REPO_ROOT
 from harness.example import range_name
-from harness.process import child_env
+from harness.process import run_isolated
 from profiling import ncu_metrics, nsys_summary, torch_trace
 from profiling.tools import NCU_METRICS, NSYS_REPORTS, Tool, select_metrics
 
@@ -129,31 +126,6 @@ def commands(job: Job, s: Settings, metrics: list[str] | None = None) -> list[li
 
 
 # ------------------------------------------------------------------------------------------- running
-def run_isolated(cmd: list[str], *, timeout: float, stdout, stderr) -> int | None:
-    """Run `cmd` from the repository root in a session of its own; its exit code, or None when killed at `timeout`.
-
-    On a timeout, and on anything else that stops the wait (Ctrl-C), the child's process group is
-    killed, the profiler and the example under it alike: nothing is left running.
-    """
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=child_env(), stdout=stdout, stderr=stderr, start_new_session=True)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return None
-    except BaseException:
-        _kill_group(proc)
-        raise
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group, nothing else
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 def run_logged(cmd: list[str], d: Path, timeout: float, stdout_to: Path | None = None) -> tuple[int | None, str]:
     """Run one command, appending to d/stdout.log and d/stderr.log; (exit code or None on timeout, its output)."""
     d.mkdir(parents=True, exist_ok=True)

@@ -39,11 +39,13 @@ CHEATS = {
     # works in place on the caller's input without saying so
     "in_place": ("def fast(x):\n    return x['x'].sigmoid_().mul_(2)", "modified"),
     # a tensor subclass whose values could be produced when they are read, after the timer stopped
-    "lazy_subclass": ("class Lazy(torch.Tensor):\n    pass\ndef fast(x):\n    return (torch.sigmoid(x['x']) * 2).as_subclass(Lazy)",
+    "lazy_subclass": ("class Lazy(torch.Tensor):\n    pass\n"
+                      "def fast(x):\n    return (torch.sigmoid(x['x']) * 2).as_subclass(Lazy)",
                       "subclass"),
     # the work finishes in a thread after the call returned
     "background_thread": ("def fast(x):\n    out = torch.empty_like(x['x'])\n"
-                          "    threading.Thread(target=lambda: (time.sleep(0.005), out.copy_(torch.sigmoid(x['x']) * 2))).start()\n"
+                          "    late = lambda: (time.sleep(0.005), out.copy_(torch.sigmoid(x['x']) * 2))\n"
+                          "    threading.Thread(target=late).start()\n"
                           "    return out", "thread"),
     # patches what the baseline calls, so the baseline agrees with it
     "patches_baseline": ("_real = torch.sigmoid\ndef fast(x):\n    torch.sigmoid = lambda t: torch.zeros_like(t)\n"
@@ -90,7 +92,8 @@ def verdicts(tmp_path_factory):
         _write(folder, name, body)
     _write(folder, "pointer_sample_cache", POINTER_CACHE)
     _write(folder, "honest", CONTROLS["honest"])
-    _write(folder, "honest_declared_in_place", CONTROLS["honest_declared_in_place"], ", mutates_inputs=True, output_may_alias_input=True")
+    _write(folder, "honest_declared_in_place", CONTROLS["honest_declared_in_place"],
+           ", mutates_inputs=True, output_may_alias_input=True")
     (folder / "wide_softmax_zeros.py").write_text(WIDE)
     refs = resolve([str(p) for p in sorted(folder.glob("*.py"))])
     opts = RunOptions(device="cpu", size="tiny", max_time_s=0.2)

@@ -19,9 +19,10 @@ import pytest
 
 from harness.device import REPO_ROOT
 from harness.example import range_name
+from harness.process import run_isolated
 from profiling import child, cli, hta_summary, ncu_metrics, nsys_summary, torch_trace
 from profiling.cli import main
-from profiling.runner import PROFILE_SIZE, Job, Profiling, Settings, hta_installed, run_isolated
+from profiling.runner import PROFILE_SIZE, Job, Profiling, Settings, hta_installed
 from profiling.summary import add_skipped_variant, add_to_summary, costs_section, profiler_section
 from profiling.tools import Tool, check_tools
 from tools import compare_runs
@@ -559,7 +560,8 @@ def test_without_hta_the_torch_job_says_so_and_runs_no_hta(tmp_path):
 # --------------------------------------------------------------------------------------- compare
 def _results(name: str, ms: float) -> dict:
     return {"run": {"device": {"name": name}}, "examples": [
-        {"id": "ch1/x", "speedup": 2.0 * ms, "variants": [{"name": "baseline", "median_ms": ms, "gbps": None}]}]}
+        {"schema": 2, "id": "ch1/x", "variants": [{"name": "baseline", "role": "baseline", "verified": True,
+                                                   "median_ms": ms}]}]}
 
 
 def test_compare_runs_results_and_summaries(tmp_path, capsys):

@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from harness import expectations, targets
 from harness.device import REPO_ROOT, arch_key, gpu_slug

@@ -37,20 +37,20 @@ def flatten(data: dict) -> dict[tuple[str, str, str], float]:
     """(example, variant, metric) -> value, for every number either kind of file holds."""
     out = {}
     for ex in data["examples"]:
-        if "profilers" not in str(ex.get("variants", [])[:1]):   # harness results: the speedup is the result type's
-            speedup = ExampleResult.from_dict(ex).speedup()
-            if speedup is not None:
-                out[(ex["id"], "-", "speedup")] = speedup
-        for v in ex.get("variants", []):
-            if "profilers" in v:  # a profiling summary
-                for prof, res in v["profilers"].items():
+        if any("profilers" in v for v in ex.get("variants", [])):  # a profiling summary
+            for v in ex["variants"]:
+                for prof, res in v.get("profilers", {}).items():
                     for key, value in res.get("metrics", {}).items():
                         if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "steps":
                             out[(ex["id"], v["name"], f"{prof}.{key}")] = value
-            else:  # harness results
-                for key in RESULT_METRICS:
-                    if isinstance(v.get(key), (int, float)):
-                        out[(ex["id"], v["name"], key)] = v[key]
+            continue
+        res = ExampleResult.from_dict(ex)  # harness results: the figures, and the speedup the result type derives
+        if res.speedup() is not None:
+            out[(res.id, "-", "speedup")] = res.speedup()
+        for v in res.variants:
+            for key in RESULT_METRICS:
+                if isinstance(getattr(v, key), (int, float)):
+                    out[(res.id, v.name, key)] = getattr(v, key)
     return out
 
 
