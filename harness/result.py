@@ -228,9 +228,7 @@ def _upgrade_v1(data: dict) -> dict:
     vnames = {f.name for f in dataclasses.fields(VariantResult)}
     rows = []
     for v in data.get("variants", []):
-        row = {k: val for k, val in v.items() if k in vnames}
-        if v.get("median_ms") is not None and v.get("iqr_ms") is not None:   # v1 kept the IQR, not its ends
-            row["p25_ms"], row["p75_ms"] = v["median_ms"] - v["iqr_ms"] / 2, v["median_ms"] + v["iqr_ms"] / 2
+        row = {k: val for k, val in v.items() if k in vnames}   # v1 kept the IQR, not its ends: no range shown
         row["samples"] = v.get("samples") if isinstance(v.get("samples"), int) else 0
         rows.append(row)
     out["variants"] = rows

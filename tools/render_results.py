@@ -21,7 +21,8 @@ from harness.device import REPO_ROOT, arch_key
 from harness.peaks import PEAKS_DIR, load_peaks
 from harness.peaks import markdown_table as peaks_markdown
 from harness.report import expectations_markdown
-from harness.sweep import chapter_dirs
+from harness.example import load_example
+from harness.sweep import chapter_dirs, examples_in
 
 
 def chapter_block(chapter_dir) -> str:
@@ -37,6 +38,27 @@ def chapter_block(chapter_dir) -> str:
         blocks.append(expectations_markdown(
             recorded, judge=lambda res, arch=arch: targets.evaluate(claims.get(res.id.split("/")[1], {}), res, arch)))
     return "\n\n".join(blocks)
+
+
+def cpu_block() -> str:
+    """Which examples run on the CPU, and why the others do not: read from each example's requirements."""
+    import torch
+
+    cpu, lines = torch.device("cpu"), []
+    for chapter_dir in chapter_dirs():
+        runs, skipped = [], []
+        for ref in examples_in(chapter_dir):
+            try:
+                ex = load_example(ref.path)
+            except Exception as exc:  # reported as failed by the harness itself
+                skipped.append(f"`{ref.path.stem}` (does not load: {type(exc).__name__})")
+                continue
+            why = ex.requires.unmet(cpu) or ex.baseline.requires.unmet(cpu)
+            (skipped if why else runs).append(f"`{ref.path.stem}`" + (f" ({why})" if why else ""))
+        if runs or skipped:
+            lines.append(f"- {chapter_dir.name}: runs on the CPU: {', '.join(runs) or 'none'}"
+                         + (f"; GPU only: {', '.join(skipped)}" if skipped else ""))
+    return "\n".join(lines)
 
 
 def peaks_block() -> str:
@@ -63,7 +85,8 @@ def main(argv=None) -> int:
         return 2
     stale = []
     top = REPO_ROOT / "README.md"
-    blocks = [(top, "<!-- peaks:begin -->", "<!-- peaks:end -->", peaks_block())]
+    blocks = [(top, "<!-- peaks:begin -->", "<!-- peaks:end -->", peaks_block()),
+              (top, "<!-- cpu:begin -->", "<!-- cpu:end -->", cpu_block())]
     for name in args.chapters or list(known):
         block = chapter_block(known[name])
         blocks += [(known[name] / "README.md", "<!-- results:begin -->", "<!-- results:end -->", block),
