@@ -1,18 +1,22 @@
-"""SAXPY (out = a*x + y): PyTorch eager vs grid-stride kernels with scalar and float4 accesses.
+"""SAXPY (out = a*x + y): grid-stride kernels with scalar and float4 accesses, against PyTorch.
 
-Eager `a * x + y` is two kernels: the multiply writes a full-size temporary that the add reads back,
-five words of traffic per element where three would do. `torch.add(y, x, alpha=a)` is PyTorch's own
-one-kernel form. The hand-written kernels are one grid-stride pass; the float4 version moves 16 bytes
-per load and store instruction, a quarter of the instructions of the scalar version for the same bytes.
-All three one-pass versions should sit near the copy bandwidth; the roofline puts SAXPY (2 flops per
-12 bytes) far on the memory-bound side.
+The baseline is the grid-stride kernel one writes first: one float per iteration, 4-byte loads and
+stores. The float4 version moves 16 bytes per load and store instruction, a quarter of the memory
+instructions for the same bytes, and four times the bytes in flight per thread. SAXPY does 2 flops per
+12 bytes, far on the memory-bound side of the roofline, so the figure to look at is the fraction of
+the copy bandwidth. Two PyTorch versions are shown for reference: eager `a * x + y` is two kernels (the
+multiply writes a full-size temporary that the add reads back: five words of traffic per element where
+three would do), and `torch.add(y, x, alpha=a)` is PyTorch's own one-kernel form.
+
+Bound: full size reads two 128 MiB vectors and writes one: about 95 us at the H200's measured 4.2 TB/s
+copy bandwidth.
 """
 import torch
 
 from ch6.kernels import ext
 from harness import Example, Requires, main
 
-N = {"tiny": 4099, "small": 1 << 22, "full": 1 << 25}  # full: three 128 MB vectors; tiny has a ragged tail
+N = {"tiny": 4099, "small": 1 << 22, "full": 1 << 25}  # full: three 128 MiB vectors; tiny has a ragged tail
 
 
 def setup(size, device, seed):
@@ -23,14 +27,14 @@ def setup(size, device, seed):
 
 
 EXAMPLE = Example(
-    title="SAXPY: eager (2 kernels) vs fused grid-stride kernels, scalar and float4",
+    title="SAXPY: grid-stride kernels, scalar vs float4 (PyTorch eager and torch.add for reference)",
     setup=setup,
-    baseline=lambda x: x["a"] * x["x"] + x["y"],
-    baseline_name="torch_eager",
-    optimized={
+    baseline=lambda x: ext().saxpy_scalar(x["a"], x["x"], x["y"]),
+    baseline_name="grid_stride_scalar",
+    optimized={"grid_stride_float4": lambda x: ext().saxpy_float4(x["a"], x["x"], x["y"])},
+    references={
+        "torch_eager": lambda x: x["a"] * x["x"] + x["y"],
         "torch_add_alpha": lambda x: torch.add(x["y"], x["x"], alpha=x["a"]),
-        "grid_stride_scalar": lambda x: ext().saxpy_scalar(x["a"], x["x"], x["y"]),
-        "grid_stride_float4": lambda x: ext().saxpy_float4(x["a"], x["x"], x["y"]),
     },
     bytes_moved=lambda x: 3 * 4 * x["x"].numel(),  # the fused minimum: read x and y, write out
     flops=lambda x: 2 * x["x"].numel(),

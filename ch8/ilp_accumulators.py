@@ -7,6 +7,9 @@ lets each thread issue K loads back to back: K times the bytes in flight at the 
 is what a memory-latency-bound loop needs. `torch_sum` is PyTorch's `x.sum(dim=1)`, for reference.
 The data are uniform in [0, 1), so the sums are well conditioned and any summation order agrees to
 float32 rounding.
+
+Bound: full size reads 256 MiB (and writes 32 KiB): about 64 us at the H200's measured 4.2 TB/s copy
+bandwidth (a read-only stream can run a little faster than a copy).
 """
 import torch
 
@@ -29,8 +32,8 @@ EXAMPLE = Example(
     optimized={
         "four_accumulators": lambda x: ext().row_sum(x["x"], 4),
         "eight_accumulators": lambda x: ext().row_sum(x["x"], 8),
-        "torch_sum": lambda x: x["x"].sum(dim=1),
     },
+    references={"torch_sum": lambda x: x["x"].sum(dim=1)},
     bytes_moved=lambda x: 4 * (x["x"].numel() + x["x"].shape[0]),
     flops=lambda x: x["x"].numel(),
     flops_dtype="fp32",

@@ -119,12 +119,43 @@ def test_example_setup_and_torch_references_on_cpu(path):
     ex = load_example(path)
     assert ex.requires.cuda, "these examples time CUDA kernels: they must say they need CUDA"
     inputs = ex.setup("tiny", torch.device("cpu"), 0)
-    refs = [v.fn for v in ex.variants() if v.name.startswith("torch")]
-    assert refs, "every example carries a PyTorch version to verify its kernels against"
+    refs = [v.fn for v in ex.variants() if v.role == "reference"]
+    assert refs, "every example carries a PyTorch reference shown beside its kernels"
     for fn in refs:
         out = fn(inputs)
         assert isinstance(out, torch.Tensor) and out.numel() > 0 and torch.isfinite(out.float()).all()
     assert ex.bytes_moved(inputs) > 0
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_library_code_is_a_reference_and_kernels_are_ours(path):
+    """torch one-liners are references, never the baseline or an optimized variant; kernels are not references."""
+    for v in load_example(path).variants():
+        assert v.name.startswith("torch") == (v.role == "reference"), f"{v.name} has role {v.role}"
+
+
+def test_tuning_sweep_lists_configurations_and_needs_a_gpu():
+    """scripts/tune_memory_kernels.py: every family names a real example; without a GPU, one line and exit 2."""
+    import importlib
+    import importlib.util
+    import subprocess
+    import sys
+
+    spec = importlib.util.spec_from_file_location("tune_memory_kernels", REPO_ROOT / "scripts" / "tune_memory_kernels.py")
+    tune = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = tune  # its dataclass looks itself up there
+    spec.loader.exec_module(tune)
+    fams = tune.families()
+    assert {f.id for f in fams} >= {"ch6/silu_float4", "ch6/affine_2d_float4", "ch7/scale_coalesced_ilp",
+                                    "ch7/transpose", "ch7/stencil"}
+    for fam in fams:
+        example = importlib.import_module(fam.module).EXAMPLE
+        assert example.bytes_moved(example.setup("tiny", torch.device("cpu"), 0)) > 0
+        assert any(label.endswith("*") for label, _ in fam.configs), f"{fam.id}: no default marked"
+    if not torch.cuda.is_available():
+        p = subprocess.run([sys.executable, "scripts/tune_memory_kernels.py"], cwd=REPO_ROOT, capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 2 and "needs a CUDA GPU" in p.stderr and p.stderr.count("\n") == 1
 
 
 @pytest.mark.gpu

@@ -2,27 +2,36 @@
 // shared memory: each input is read from global memory once per tile and used by 17 outputs.
 // Three ways of filling the shared tile, in the same persistent loop (each block walks over tiles
 // blockIdx.x, blockIdx.x + gridDim.x, ...):
-//   plain:      threads load the tile (global -> register -> shared), wait, compute. While a block
-//               waits for its loads it computes nothing; only other resident blocks hide the latency.
-//   cp_async:   (sm_80+) cp.async copies global -> shared without passing through registers, and
-//               the copy of the *next* tile is issued before computing the current one (double
-//               buffering), so each block overlaps its own loads with its own arithmetic.
+//   plain:      threads load the tile with 16-byte loads (global -> register -> shared), wait,
+//               compute. While a block waits for its loads it computes nothing; only other resident
+//               blocks hide the latency.
+//   cp_async:   (sm_80+) cp.async copies global -> shared without passing through registers, and the
+//               copies of the next kStages - 1 tiles are in flight while the current one is computed
+//               (a multi-stage pipeline), so each block overlaps its own loads with its own arithmetic.
 //   bulk_copy:  (sm_90+) one thread issues one cp.async.bulk per tile, the Tensor Memory Accelerator
 //               moves the whole span, and an mbarrier counts the bytes as they land; the other
-//               threads spend no instructions on address arithmetic or copies at all.
-// All need n % 4 == 0 and x 16-byte aligned (the launchers check), so a tile's span is whole 16-byte
-// chunks that lie either fully inside [0, n) or fully outside it.
+//               threads spend no instructions on address arithmetic or copies at all. Same pipeline.
+// The arithmetic is the same in all three: each thread computes four neighbouring outputs from 20
+// inputs held in registers (five 16-byte shared-memory loads), so a tile costs 5 shared loads per 4
+// outputs rather than 17 per output. Shared-memory bandwidth, not only DRAM, bounds a stencil: 17
+// scalar shared loads per output would need more of it than the DRAM side does.
+// All need n % 4 == 0 and x, out 16-byte aligned (the launchers check), so a tile's span is whole
+// 16-byte chunks that lie either fully inside [0, n) or fully outside it, and four outputs are all in
+// range or all out.
 #include <cstdint>
 #include <cuda_runtime.h>
 
 #include "aisp/launch.cuh"
+#include "grid.cuh"
 #include "launchers.h"
 
-constexpr int kRadius = 8;                // a multiple of 4, so spans start on 16-byte boundaries
+constexpr int kRadius = 8;                  // a multiple of 4, so spans start on 16-byte boundaries
 constexpr int kTaps = 2 * kRadius + 1;
 constexpr int kBlock = 256;
-constexpr int kTile = 1024;               // outputs per tile, 4 per thread
-constexpr int kSpan = kTile + 2 * kRadius;  // inputs per tile: 1040 floats, 4160 bytes
+constexpr int kOutPerThread = 4;
+constexpr int kTile = kBlock * kOutPerThread;  // outputs per tile: 1024
+constexpr int kSpan = kTile + 2 * kRadius;     // inputs per tile: 1040 floats, 4160 bytes
+constexpr int kDefaultStages = 3;              // tiles in shared memory at once (scripts/tune_memory_kernels.py)
 
 extern "C" int stencil_radius() { return kRadius; }
 
@@ -36,28 +45,42 @@ __device__ __forceinline__ void load_taps(const float* __restrict__ taps, float 
   for (int k = 0; k < kTaps; ++k) w[k] = taps[k];
 }
 
-// Outputs [tile * kTile, tile * kTile + kTile) from a span that starts kRadius before the tile.
+// Outputs [tile * kTile, tile * kTile + kTile) from a span that starts kRadius before the tile; this
+// thread's four are [4t, 4t + 4) of the tile, from span[4t .. 4t + 20).
 __device__ __forceinline__ void compute_tile(const float* span, float* __restrict__ out, int64_t tile, int64_t n,
                                              const float (&w)[kTaps]) {
-  for (int j = threadIdx.x; j < kTile; j += kBlock) {
-    const int64_t i = tile * kTile + j;
-    if (i < n) {
-      float acc = 0.f;
+  const int j = kOutPerThread * threadIdx.x;
+  const int64_t i = tile * kTile + j;
+  if (i >= n) return;
+  float v[kOutPerThread + 2 * kRadius];
 #pragma unroll
-      for (int k = 0; k < kTaps; ++k) acc = fmaf(w[k], span[j + k], acc);
-      out[i] = acc;
-    }
+  for (int q = 0; q < (kOutPerThread + 2 * kRadius) / 4; ++q) {
+    const float4 s = reinterpret_cast<const float4*>(span + j)[q];  // lanes read neighbouring 16 B: no conflicts
+    v[4 * q] = s.x;
+    v[4 * q + 1] = s.y;
+    v[4 * q + 2] = s.z;
+    v[4 * q + 3] = s.w;
   }
+  float acc[kOutPerThread] = {};
+#pragma unroll
+  for (int k = 0; k < kTaps; ++k)
+#pragma unroll
+    for (int o = 0; o < kOutPerThread; ++o) acc[o] = fmaf(w[k], v[o + k], acc[o]);
+  *reinterpret_cast<float4*>(out + i) = make_float4(acc[0], acc[1], acc[2], acc[3]);
 }
 
 __global__ void __launch_bounds__(kBlock) stencil_plain(const float* __restrict__ x, float* __restrict__ out,
                                                         const float* __restrict__ taps, int64_t n, int64_t tiles) {
-  __shared__ float span[kSpan];
+  __shared__ alignas(16) float span[kSpan];
   float w[kTaps];
   load_taps(taps, w);
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const int64_t g0 = tile * kTile - kRadius;
-    for (int j = threadIdx.x; j < kSpan; j += kBlock) span[j] = (g0 + j >= 0 && g0 + j < n) ? x[g0 + j] : 0.f;
+    for (int c = threadIdx.x; c < kSpan / 4; c += kBlock) {
+      const int64_t g = g0 + 4 * c;
+      const float4 v = (g >= 0 && g < n) ? *reinterpret_cast<const float4*>(x + g) : make_float4(0.f, 0.f, 0.f, 0.f);
+      reinterpret_cast<float4*>(span)[c] = v;
+    }
     __syncthreads();  // the whole span is in shared memory
     compute_tile(span, out, tile, n, w);
     __syncthreads();  // everyone is done with the span before it is overwritten
@@ -73,7 +96,10 @@ __device__ __forceinline__ void cp_async_16(void* dst_smem, const void* src, boo
                : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all_but_newest() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+template <int kPending>  // wait until at most kPending of this thread's newest groups are still in flight
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
 
 __device__ __forceinline__ void prefetch_span(float* span, const float* x, int64_t tile, int64_t tiles, int64_t n) {
   if (tile < tiles) {
@@ -84,22 +110,25 @@ __device__ __forceinline__ void prefetch_span(float* span, const float* x, int64
       cp_async_16(span + 4 * c, in_range ? x + g : x, in_range);
     }
   }
-  cp_async_commit();  // possibly an empty group: keeps the "all but the newest" count uniform
+  cp_async_commit();  // possibly an empty group: keeps the count of groups per iteration uniform
 }
 
+// Iteration i computes tile i (counting this block's tiles) from buffer i % kStages, and first issues
+// the copy of tile i + kStages - 1 into the buffer tile i - 1 used: kStages - 1 tiles in flight.
+template <int kStages>
 __global__ void __launch_bounds__(kBlock) stencil_cp_async(const float* __restrict__ x, float* __restrict__ out,
                                                            const float* __restrict__ taps, int64_t n, int64_t tiles) {
-  __shared__ alignas(16) float span[2][kSpan];
+  __shared__ alignas(16) float span[kStages][kSpan];
   float w[kTaps];
   load_taps(taps, w);
-  prefetch_span(span[0], x, blockIdx.x, tiles, n);
-  int buf = 0;
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, buf ^= 1) {
-    prefetch_span(span[buf ^ 1], x, tile + gridDim.x, tiles, n);  // the next tile, while we compute this one
-    cp_async_wait_all_but_newest();                                 // this thread's copies of this tile landed
-    __syncthreads();                                                // ... and everyone else's
-    compute_tile(span[buf], out, tile, n, w);
-    __syncthreads();  // done with span[buf] before the next iteration prefetches into it
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) prefetch_span(span[s], x, blockIdx.x + int64_t(s) * gridDim.x, tiles, n);
+  int iter = 0;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, ++iter) {
+    cp_async_wait<kStages - 2>();  // this thread's copies of this tile landed (newer ones may still fly)
+    __syncthreads();               // ... and everyone else's; everyone is also done with tile i - 1
+    prefetch_span(span[(iter + kStages - 1) % kStages], x, tile + int64_t(kStages - 1) * gridDim.x, tiles, n);
+    compute_tile(span[iter % kStages], out, tile, n, w);
   }
   asm volatile("cp.async.wait_all;\n" ::: "memory");  // leave no copy in flight at exit
 }
@@ -109,6 +138,11 @@ __global__ void __launch_bounds__(kBlock) stencil_cp_async(const float* __restri
 __device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t arrivals) {
 #if __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(arrivals) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void fence_mbarrier_init() {
+#if __CUDA_ARCH__ >= 900
   asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async proxy
 #endif
 }
@@ -167,23 +201,31 @@ __device__ __forceinline__ void issue_bulk(float* span, uint64_t* bar, const flo
   bulk_copy_to_shared(span + (lo - (tile * kTile - kRadius)), x + lo, bytes, bar);
 }
 
+// The pipeline of stencil_cp_async, with one bulk copy per tile issued by thread 0 and one mbarrier
+// per buffer. Buffer b serves iterations b, b + kStages, ...: its k-th use waits for phase k, parity k % 2.
+template <int kStages>
 __global__ void __launch_bounds__(kBlock) stencil_bulk_copy(const float* __restrict__ x, float* __restrict__ out,
                                                             const float* __restrict__ taps, int64_t n, int64_t tiles) {
-  __shared__ alignas(128) float span[2][kSpan];
-  __shared__ alignas(8) uint64_t bar[2];
+  __shared__ alignas(128) float span[kStages][kSpan];
+  __shared__ alignas(8) uint64_t bar[kStages];
   float w[kTaps];
   load_taps(taps, w);
   if (threadIdx.x == 0) {
-    mbarrier_init(&bar[0], 1);
-    mbarrier_init(&bar[1], 1);
+#pragma unroll
+    for (int s = 0; s < kStages; ++s) mbarrier_init(&bar[s], 1);
+    fence_mbarrier_init();
   }
   __syncthreads();
-  if (threadIdx.x == 0 && blockIdx.x < tiles) issue_bulk(span[0], &bar[0], x, blockIdx.x, n);
-  uint32_t round = 0;  // iterations so far: buffer round % 2, its barrier phase round / 2
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, ++round) {
-    const int buf = round & 1;
-    const int64_t next = tile + gridDim.x;
-    if (threadIdx.x == 0 && next < tiles) issue_bulk(span[buf ^ 1], &bar[buf ^ 1], x, next, n);
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+      const int64_t t = blockIdx.x + int64_t(s) * gridDim.x;
+      if (t < tiles) issue_bulk(span[s], &bar[s], x, t, n);
+    }
+  }
+  uint32_t iter = 0;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, ++iter) {
+    const int buf = iter % kStages;
     // Edge tiles: zero the part of the span outside [0, n), which the bulk copy does not write.
     int64_t lo, hi;
     span_range(tile, n, &lo, &hi);
@@ -193,29 +235,35 @@ __global__ void __launch_bounds__(kBlock) stencil_bulk_copy(const float* __restr
         if (g0 + j < lo || g0 + j >= hi) span[buf][j] = 0.f;
       fence_proxy_async_shared();  // before a later bulk copy reuses these bytes
     }
-    mbarrier_wait(&bar[buf], (round >> 1) & 1);
-    __syncthreads();  // the zero padding written by other threads is visible too
+    mbarrier_wait(&bar[buf], (iter / kStages) & 1);
+    __syncthreads();  // the zero padding written by other threads is visible; everyone is done with tile i - 1
+    if (threadIdx.x == 0) {
+      const int64_t next = tile + int64_t(kStages - 1) * gridDim.x;
+      const int nbuf = (iter + kStages - 1) % kStages;  // the buffer tile i - 1 used
+      if (next < tiles) issue_bulk(span[nbuf], &bar[nbuf], x, next, n);
+    }
     compute_tile(span[buf], out, tile, n, w);
-    __syncthreads();  // done with span[buf] before the next iteration's copy into it
   }
 }
 
 // ---- launchers ----
 
-static cudaError_t check_args(const float* x, int64_t n) {
+static cudaError_t check_args(const float* x, const float* out, int64_t n) {
   if (n % 4 != 0) return cudaErrorInvalidValue;
-  if (reinterpret_cast<uintptr_t>(x) % 16) return cudaErrorMisalignedAddress;
+  if ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16) return cudaErrorMisalignedAddress;
   return cudaSuccess;
 }
 
+// A persistent grid: at most the blocks that fit at once, with the tiles split evenly between them
+// (every block runs the same number of iterations, so no last, partial round leaves SMs idle).
 template <typename Kernel>
 static cudaError_t launch_persistent(Kernel kernel, const float* x, float* out, const float* taps, int64_t n,
                                      cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  const cudaError_t err = check_args(x, n);
+  const cudaError_t err = check_args(x, out, n);
   if (err != cudaSuccess) return err;
   const int64_t tiles = ceil_div(n, kTile);
-  const int blocks = blocks_to_fill_gpu(kernel, kBlock, tiles * kBlock);  // at most one block per tile
+  const unsigned blocks = balanced_grid(tiles, resident_blocks(kernel, kBlock), 1);
   kernel<<<blocks, kBlock, 0, stream>>>(x, out, taps, n, tiles);
   return cudaGetLastError();
 }
@@ -225,16 +273,26 @@ extern "C" cudaError_t launch_stencil_plain(const float* x, float* out, const fl
   return launch_persistent(stencil_plain, x, out, taps, n, stream);
 }
 
-extern "C" cudaError_t launch_stencil_cp_async(const float* x, float* out, const float* taps, int64_t n,
+extern "C" cudaError_t launch_stencil_cp_async(const float* x, float* out, const float* taps, int64_t n, int stages,
                                                cudaStream_t stream) {
-  return launch_persistent(stencil_cp_async, x, out, taps, n, stream);
+  switch (stages == 0 ? kDefaultStages : stages) {
+    case 2: return launch_persistent(stencil_cp_async<2>, x, out, taps, n, stream);
+    case 3: return launch_persistent(stencil_cp_async<3>, x, out, taps, n, stream);
+    case 4: return launch_persistent(stencil_cp_async<4>, x, out, taps, n, stream);
+    default: return cudaErrorInvalidValue;
+  }
 }
 
-extern "C" cudaError_t launch_stencil_bulk_copy(const float* x, float* out, const float* taps, int64_t n,
+extern "C" cudaError_t launch_stencil_bulk_copy(const float* x, float* out, const float* taps, int64_t n, int stages,
                                                 cudaStream_t stream) {
   int device = 0, major = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
   if (major < 9) return cudaErrorNotSupported;  // cp.async.bulk and mbarrier tx counts need sm_90
-  return launch_persistent(stencil_bulk_copy, x, out, taps, n, stream);
+  switch (stages == 0 ? kDefaultStages : stages) {
+    case 2: return launch_persistent(stencil_bulk_copy<2>, x, out, taps, n, stream);
+    case 3: return launch_persistent(stencil_bulk_copy<3>, x, out, taps, n, stream);
+    case 4: return launch_persistent(stencil_bulk_copy<4>, x, out, taps, n, stream);
+    default: return cudaErrorInvalidValue;
+  }
 }
