@@ -18,7 +18,7 @@
 #include <cuda_runtime.h>
 
 #include "aisp/launch.cuh"
-#include "grid.cuh"
+#include "aisp/grid.cuh"
 #include "launchers.h"
 
 constexpr int kFixedBlock = 256;

@@ -4,7 +4,7 @@
 #include <cuda_runtime.h>
 
 #include "aisp/launch.cuh"
-#include "grid.cuh"
+#include "aisp/grid.cuh"
 #include "launchers.h"
 
 // Defaults of the coalesced_ilp kernel (scripts/tune_memory_kernels.py times the alternatives).

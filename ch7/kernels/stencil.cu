@@ -22,7 +22,7 @@
 #include <cuda_runtime.h>
 
 #include "aisp/launch.cuh"
-#include "grid.cuh"
+#include "aisp/grid.cuh"
 #include "launchers.h"
 
 constexpr int kRadius = 8;                  // a multiple of 4, so spans start on 16-byte boundaries

@@ -1,4 +1,4 @@
-// Grid sizing for the grid-stride kernels of this chapter (CUDA headers only).
+// Grid sizing for grid-stride kernels: how many blocks fill the GPU once, and an even grid (CUDA headers only).
 #pragma once
 #include <cstdint>
 #include <cuda_runtime.h>
