@@ -38,7 +38,7 @@ def main(example: Example, argv: list[str] | None = None) -> None:
         parser.exit(2, "--cpu-threads must be at least 1\n")
     size = args.size or default_size(device.type)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    threads = environment.pin_threads(args.cpu_threads)
+    threads = environment.pin_threads(args.cpu_threads, affinity=device.type == "cpu")
     caller = sys.modules["__main__"].__file__ if hasattr(sys.modules["__main__"], "__file__") else ""
     result = run_example(example, device=device, size=size, seed=seed, timing=TimingConfig(cold_l2=args.cold_l2),
                          example_id=example_id(Path(caller)) if caller else "")

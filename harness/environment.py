@@ -48,10 +48,14 @@ def _busy_fractions(cores: list[int], interval: float = 0.05) -> dict[int, float
     return busy
 
 
-def pin_threads(threads: int) -> dict:
-    """Use `threads` intra-op threads on that many of the least busy allowed cores; what was done, for the record."""
+def pin_threads(threads: int, affinity: bool = True) -> dict:
+    """Use `threads` intra-op threads (and, with `affinity`, that many of the least busy allowed cores); what was
+    done, for the record."""
     torch.set_num_threads(threads)
     info: dict = {"threads": torch.get_num_threads(), "cores": os.cpu_count()}
+    if not affinity:
+        info["affinity"] = "not set (GPU timing)"
+        return info
     try:
         allowed = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -112,9 +112,13 @@ def refusal(result: ExampleResult) -> str | None:
 
 
 def record(path: Path, result: ExampleResult, run: dict, force: bool = False) -> str | None:
-    """Merge one example's run into the file; returns why it was refused, or None when recorded."""
+    """Merge one example's run into the file; returns why it was refused, or None when recorded.
+
+    `force` records a run that missed a target, regressed or was noisy (a new baseline, say); a run that
+    failed, timed out or was skipped is never recorded.
+    """
     why = refusal(result)
-    if why and not force:
+    if result.status != "ok" or (why and not force):   # --force records a miss or a regression, never a failure
         return why
     data = load(path)
     data["gpu"] = run["device"]["name"]

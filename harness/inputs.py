@@ -65,10 +65,31 @@ class Fingerprint:
 
 
 def refill(target: Any, source: Any) -> None:
-    """Write `source`'s contents into `target`'s tensors in place: same storage, new values."""
+    """Make `target` hold `source`'s inputs: tensors written in place (same storage, new values), plain values
+    (a scale drawn with the tensors, say) replaced in their dict or list."""
     with torch.no_grad():
-        for dst, src in zip(tensors(target), tensors(source), strict=True):
-            dst.copy_(src)
+        _refill(target, source)
+
+
+def _refill(target: Any, source: Any) -> None:
+    if isinstance(target, torch.Tensor):
+        target.copy_(source)
+        return
+    if isinstance(target, dict):
+        keys = target.keys()
+    elif isinstance(target, (list, tuple)):
+        keys = range(len(target))
+    else:
+        return
+    for k in keys:
+        dst, src = target[k], source[k]
+        if isinstance(dst, (torch.Tensor, dict, list, tuple)):
+            _refill(dst, src)
+        elif dst is not src and dst != src:
+            if isinstance(target, tuple):
+                raise TypeError("inputs hold a plain value inside a tuple, which cannot be refilled in place: "
+                                "return a dict or a list from setup")
+            target[k] = src
 
 
 def _span(t: torch.Tensor) -> tuple[int, int]:

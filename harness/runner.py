@@ -37,7 +37,8 @@ SPEEDUP_REVIEW = 10.0       # a speedup above this is flagged for a human to che
 CHECK_SHARE = 8             # about one timed sample in this many has its last output checked (the first always) ...
 CHECKS_MAX = 50             # ... up to this many per variant
 POOL_MAX = 256              # input sets in rotation while timing: a sample never has more calls than sets
-RESERVE_MAX = 9             # input sets whose answers are computed before timing, for the checks
+RESERVE_MAX = 9             # input sets whose answers are computed before timing, for the checks ...
+RESERVE_SETUP_S = 2.0       # ... fewer where drawing them would take longer than this
 SETUP_BUDGET_S = 0.02       # time spent drawing fresh inputs before each sample, at most (sets the pool size)
 POOL_BYTES = {"cuda": 4 << 30, "cpu": 64 << 20}
 
@@ -88,10 +89,12 @@ class _Answers:
 
     def __init__(self, ex: Example, base: VariantSpec, size: str, device: torch.device, seed: int, trials: int):
         dists = ex.distributions or (None,)
+        t0 = time.perf_counter()
         args = ex.make_inputs(size, device, seed - 1, dists[0])
+        setup_s = time.perf_counter() - t0
         self.poison = [t.numel() * t.element_size() for t in _call(base, ex, args, device, [])]
-        budget = POOL_BYTES.get(device.type, POOL_BYTES["cpu"]) // max(1, inputs.nbytes(args))
-        reserve = max(2, min(RESERVE_MAX, budget))
+        by_bytes = POOL_BYTES.get(device.type, POOL_BYTES["cpu"]) // max(1, inputs.nbytes(args))
+        reserve = max(2, min(RESERVE_MAX, by_bytes, int(RESERVE_SETUP_S / max(setup_s, 1e-6))))
         del args
         self.trials = [self._draw(ex, base, size, device, seed + t, dists[t % len(dists)])
                        for t in range(max(trials, len(dists)))]
@@ -341,13 +344,16 @@ def _one_line(exc: BaseException) -> str:
 
 def run_in_child(file: Path, opts: RunOptions) -> ExampleResult:
     """The child's whole job: threads and affinity first, then the example, with the environment recorded."""
-    env = {"cpu": environment.pin_threads(opts.cpu_threads), "load_before": environment.load_average()}
+    env = {"load_before": environment.load_average()}
     seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
     size = opts.size
     t0 = time.perf_counter()
     try:
         device = pick_device(opts.device)
         env["device"] = device.type
+        # CPU timing: a fixed pool on the least busy cores. On a GPU only the pool is fixed: pinning the process
+        # to one core would also pin the driver's threads there, and slow every launch.
+        env["cpu"] = environment.pin_threads(opts.cpu_threads, affinity=device.type == "cpu")
         size = size or default_size(device.type)
         ex = load_example(file)
         res = run_example(ex, device=device, size=size, seed=seed, trials=opts.trials, example_id=example_id(file),
@@ -355,6 +361,7 @@ def run_in_child(file: Path, opts: RunOptions) -> ExampleResult:
     except Exception as exc:  # recorded as this example's status; the sweep goes on
         traceback.print_exc()
         res = ExampleResult.failure("failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:500], seed=seed, size=size)
+        env.setdefault("cpu", {})
     env["load_after"] = environment.load_average()
     res.environment = {**env, **res.environment}
     if res.status != "skipped":

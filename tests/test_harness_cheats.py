@@ -73,6 +73,19 @@ def fast(x):
 EXAMPLE = Example(title="wide_softmax_zeros", setup=setup, baseline=baseline, optimized={"fast": fast})
 """
 
+# Inputs with a plain value drawn beside the tensors: checks must carry it along with the tensors' contents.
+WITH_SCALAR = """
+import torch
+from harness import Example
+
+def setup(size, device, seed):
+    g = torch.Generator().manual_seed(seed)
+    return {"x": torch.randn(4096, generator=g), "a": float(torch.rand((), generator=g)) + 0.5}
+
+EXAMPLE = Example(title="honest_with_scalar", setup=setup, baseline=lambda x: x["x"] * x["a"],
+                  optimized={"fast": lambda x: torch.mul(x["x"], x["a"])})
+"""
+
 CONTROLS = {
     "honest": "def fast(x):\n    return torch.sigmoid(x['x']).mul(2)",
     "honest_declared_in_place": "def fast(x):\n    return x['x'].sigmoid_().mul_(2)",
@@ -95,6 +108,7 @@ def verdicts(tmp_path_factory):
     _write(folder, "honest_declared_in_place", CONTROLS["honest_declared_in_place"],
            ", mutates_inputs=True, output_may_alias_input=True")
     (folder / "wide_softmax_zeros.py").write_text(WIDE)
+    (folder / "honest_with_scalar.py").write_text(WITH_SCALAR)
     refs = resolve([str(p) for p in sorted(folder.glob("*.py"))])
     opts = RunOptions(device="cpu", size="tiny", max_time_s=0.2)
     out = tmp_path_factory.mktemp("out")
@@ -119,7 +133,7 @@ def test_a_softmax_of_zeros_within_atol_fails_on_the_relative_error(verdicts):
 
 
 def test_honest_controls_pass(verdicts):
-    for name in CONTROLS:
+    for name in [*CONTROLS, "honest_with_scalar"]:
         res = verdicts[name]
         assert res.status == "ok", (name, res.reason)
         fast = res.variant("fast")
