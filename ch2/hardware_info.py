@@ -359,7 +359,7 @@ def render_text(r: dict) -> str:
     topo = r["topology"]
     if topo.get("available"):
         devs = topo["devices"]
-        aff = sorted({c for a in topo["affinity"].values() for c in a})
+        aff = list(dict.fromkeys(c for a in topo["affinity"].values() for c in a))
         table = [[d] + [topo["links"].get(d, {}).get(e, "") for e in devs] + [topo["affinity"].get(d, {}).get(c, "")
                                                                              for c in aff] for d in devs]
         lines += ["", f"topology ({topo['source']}):", text_table([""] + devs + aff, table)]

@@ -1,13 +1,15 @@
 """The SM hides memory latency with other warps: a latency-bound kernel at rising occupancy.
 
-Each thread follows a chain of dependent loads through a random permutation far larger than L2
-(`p = next[p]`, 32 times): a warp can have only one load in flight, and each waits a full DRAM latency.
-An SM hides the wait by issuing from another resident warp, so by Little's law (loads in flight =
-throughput x latency) the time falls as warps per SM rise, until the memory system rather than latency
-sets it. The kernel is the same in every variant; only residency changes, capped with dynamic shared
-memory that each 128-thread (4-warp) block requests and never uses. `warps_4` (one block per SM) is a
-deliberately starved teaching baseline; `warps_64` is the Hopper maximum (2048 threads per SM).
-Run this file directly on a GPU to print the warp size and each variant's resident blocks per SM.
+Each thread follows chains of dependent loads through a random permutation far larger than L2
+(`p = next[p]`, 32 times per chain): a warp can have only one load in flight, and each waits a full
+DRAM latency. An SM hides the wait by issuing from another resident warp, so by Little's law (loads in
+flight = throughput x latency) the time falls as warps per SM rise, until the memory system rather than
+latency sets it. The kernel is the same in every variant; only residency changes, set by the grid: the
+launch has exactly 1, 2, 4, 8 or 16 blocks of 128 threads (4 warps) per SM, each thread taking chains
+in a grid-stride loop. `warps_4` is a deliberately starved teaching baseline; `warps_64` is the Hopper
+maximum (2048 threads per SM). Residency is not limited with an unused shared-memory request, the usual
+trick: that also shrinks the L1, which holds the lines of loads in flight, and caps the parallelism
+being measured. Run this file directly on a GPU to print the warp size and each variant's blocks per SM.
 
 Bound: chains x hops random 4-byte loads, each fetching a 32-byte sector: at full size 2.2 M chains x 32
 hops = 70 M sectors = 2.3 GB of DRAM traffic, 0.53 ms at the H200's measured 4223 GB/s copy bandwidth; a
@@ -62,9 +64,9 @@ def describe() -> None:
     from ch2.kernels import ext
 
     for name, cap in WARPS.items():
-        smem, resident, warp, sms = ext().chase_occupancy(cap)
-        print(f"{name:9s} {smem:6d} B unused shared memory per block -> {resident} blocks x 4 warps = "
-              f"{resident * 4} warps per SM (warp size {warp}, {sms} SMs)")
+        launched, most, warp, sms = ext().chase_occupancy(cap)
+        print(f"{name:9s} {launched:2d} blocks x 4 warps = {launched * 4:2d} warps per SM (at most {most * 4} fit; "
+              f"warp size {warp}, {sms} SMs, {launched * sms} blocks in the grid)")
 
 
 if __name__ == "__main__":

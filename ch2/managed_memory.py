@@ -10,7 +10,7 @@ and maps them into the GPU, which then reads them across the link without any fa
 reference is what the same step looks like with explicit copies: write a pinned buffer, `copy_` to the GPU.
 
 Bound: the bytes cross the host link once per call (GB/s here are against the measured pinned
-host-to-device figure, 55 GB/s on the H200: 256 MiB takes at least 4.9 ms); the host's write of the
+host-to-device figure, 55 GB/s on the H200: 128 MiB takes at least 2.4 ms); the host's write of the
 buffer is inside every variant's time alike. On a Grace Hopper/Blackwell node the GPU reads pageable
 host memory coherently over NVLink-C2C; that path is `coherent_memory.py`, skipped where absent.
 """
@@ -18,7 +18,7 @@ import torch
 
 from harness import Example, Requires, main
 
-NUMEL = {"tiny": 1 << 16, "small": 8 << 20, "full": 64 << 20}  # float32: 256 KiB, 32 MiB, 256 MiB
+NUMEL = {"tiny": 1 << 16, "small": 8 << 20, "full": 32 << 20}  # float32: 256 KiB, 32 MiB, 128 MiB
 ADVISE_PREFERRED_LOCATION, ADVISE_ACCESSED_BY = 3, 5           # cudaMemoryAdvise values
 HOST = -1
 

@@ -164,6 +164,8 @@ def irq_affinity(root: Path, gpu_numa: dict[str, int | None]) -> Item:
             off_node.append(f"{irq} ({dev})")
     running = any(_read(p) == "irqbalance" for p in (root / "proc").glob("[0-9]*/comm"))
     seen = f"{len(irqs)} GPU/NIC interrupts; irqbalance {'running' if running else 'not running'}"
+    if len(nodes) == 1:
+        return Item("irq_affinity", OK, seen + "; one NUMA node: every core is local to every device", rec)
     if not local_cpus:
         return Item("irq_affinity", UNKNOWN, seen + "; devices' NUMA nodes unknown", rec)
     if off_node:

@@ -24,7 +24,7 @@ from ch5.sharded_dataset import DatasetDir, synthetic_images
 from harness import Example, Requires, main
 
 SIZES = {"tiny": dict(n=16, hw=64, batch=8, workers=2), "small": dict(n=128, hw=256, batch=32, workers=4),
-         "full": dict(n=512, hw=384, batch=64, workers=8)}
+         "full": dict(n=256, hw=384, batch=64, workers=8)}
 QUALITY = 90
 
 

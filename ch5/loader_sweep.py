@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def grid(size: str, device: torch.device) -> list[dict]:
     cpus = os.cpu_count() or 2
-    workers = sorted({w for w in (0, 1, 2, 4, 8, 12) if w <= max(2, cpus - 1)} | {0})
+    workers = sorted({w for w in (0, 2, 4, 8, 12) if w <= max(2, cpus - 1)} | {0})
     if size == "tiny":
         workers = [w for w in workers if w <= 2]
     rows = [dict(workers=0, pin=False, prefetch=None, persistent=False, batched=False)]

@@ -32,7 +32,8 @@ def fake_root(tmp_path: Path, governor="performance", thp="always [madvise] neve
         put(f"sys/devices/system/node/node{n}/cpulist", f"{2 * n}-{2 * n + 1}\n")
     put("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/sda1 intel_iommu=on\n")
     (tmp_path / "sys/kernel/iommu_groups/0").mkdir(parents=True)
-    put("proc/interrupts", "           CPU0  CPU1\n 120:  5  0  PCI-MSI 1  nvidia\n 121:  0  9  PCI-MSI 2  mlx5_comp0@pci:0000:17:00.0\n")
+    put("proc/interrupts", "           CPU0  CPU1\n 120:  5  0  PCI-MSI 1  nvidia\n"
+                           " 121:  0  9  PCI-MSI 2  mlx5_comp0@pci:0000:17:00.0\n")
     put("proc/irq/120/smp_affinity_list", "0-1\n")
     put("proc/irq/121/smp_affinity_list", "2-3\n")
     put("proc/4242/comm", "irqbalance\n")

@@ -68,9 +68,9 @@ torch::Tensor chase(const torch::Tensor& next, const torch::Tensor& start, int64
 }
 
 std::tuple<int, int, int, int> chase_occupancy(int64_t blocks_per_sm) {
-  int smem = 0, resident = 0, warp = 0, sms = 0;
-  check_launch(chase_info(int(blocks_per_sm), &smem, &resident, &warp, &sms), "chase_info");
-  return {smem, resident, warp, sms};
+  int launched = 0, most = 0, warp = 0, sms = 0;
+  check_launch(chase_info(int(blocks_per_sm), &launched, &most, &warp, &sms), "chase_info");
+  return {launched, most, warp, sms};
 }
 
 }  // namespace
@@ -82,5 +82,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("prefetch", &prefetch, "cudaMemPrefetchAsync to a GPU (device >= 0) or the host (-1)");
   m.def("advise", &advise, "cudaMemAdvise(advice, device); device -1: the host");
   m.def("chase", &chase, "follow `next` from each start for `hops` dependent loads");
-  m.def("chase_occupancy", &chase_occupancy, "(smem bytes, resident blocks/SM, warp size, SMs) for a residency cap");
+  m.def("chase_occupancy", &chase_occupancy, "(blocks/SM launched, most blocks/SM that fit, warp size, SMs)");
 }

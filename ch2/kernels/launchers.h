@@ -13,11 +13,10 @@ cudaError_t managed_prefetch(const void* ptr, int64_t bytes, int device, cudaStr
 // advice: cudaMemoryAdvise value (1 read-mostly, 3 preferred location, 5 accessed by); device < 0: the host.
 cudaError_t managed_advise(const void* ptr, int64_t bytes, int advice, int device);
 
-// latency.cu: out[i] = start[i] followed through `next` for `hops` dependent loads. blocks_per_sm > 0
-// limits residency to that many 128-thread blocks per SM with unused dynamic shared memory; 0: no limit.
+// latency.cu: out[i] = start[i] followed through `next` for `hops` dependent loads, with a grid of exactly
+// blocks_per_sm 128-thread blocks per SM (grid-stride over the chains); 0: as many as fit.
 cudaError_t launch_chase(int blocks_per_sm, const int32_t* next, const int32_t* start, int32_t* out, int64_t chains,
                          int hops, cudaStream_t stream);
-// The dynamic shared memory a residency limit takes, the blocks per SM the occupancy API then reports, and
-// the warp size and SM count of the current device.
-cudaError_t chase_info(int blocks_per_sm, int* smem_bytes, int* resident_blocks, int* warp_size, int* sm_count);
+// The blocks per SM a request launches, the most that fit (occupancy API), the warp size and the SM count.
+cudaError_t chase_info(int blocks_per_sm, int* launch_per_sm, int* max_per_sm, int* warp_size, int* sm_count);
 }
