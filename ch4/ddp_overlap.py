@@ -37,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 
 SIZES = {"tiny": dict(width=128, layers=4, batch=16, steps=5, warmup=1, micro=4),
-         "small": dict(width=1024, layers=8, batch=64, steps=6, warmup=2, micro=4),
+         "small": dict(width=1024, layers=8, batch=64, steps=5, warmup=1, micro=4),
          "full": dict(width=4096, layers=8, batch=128, steps=10, warmup=3, micro=4)}
 BUCKETS_MB = (1.0, 4.0, 25.0)   # 25 MB is DDP's default
 
