@@ -118,6 +118,7 @@ EXAMPLE = Example(
     items_unit="samples",
     bytes_moved=lambda x: x["data"].nbytes,    # compressed bytes read from the files per epoch
     fresh_inputs=False,   # setup writes a dataset to disk and starts workers: once per input set, not per call
+    keeps_threads=True,   # a DataLoader's pin-memory thread and persistent workers outlive the call, by design
 )
 
 if __name__ == "__main__":

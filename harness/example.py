@@ -126,6 +126,9 @@ class Example:
     mutates_inputs: bool = False
     # An output may share storage with an input (a view, a no-op reshape); otherwise that fails verification.
     output_may_alias_input: bool = False
+    # Variants start threads that outlive a call (a data loader's workers and pin-memory thread); otherwise a call
+    # that leaves a thread running fails verification (work after the return is work no timer sees).
+    keeps_threads: bool = False
     # Timing calls each get freshly drawn input contents (so no answer can be reused); False where setup is
     # too costly to run per call (a model's weights, say): then a small pool of input sets is rotated.
     fresh_inputs: bool = True

@@ -169,7 +169,8 @@ def measure_interleaved(fns: dict[str, Callable[[int], object]], device: torch.d
     fns: name -> fn(i), i the index of the call within its sample (to pick that call's input set).
     before_sample(name, reps) runs untimed before each sample and before warm-up (reps 0: fresh inputs),
     after_sample(name, last output, reps) after it (checking what the timed calls returned). Each round takes one
-    sample of every function, starting with a different one each round, so a drift in the machine's speed lands on all of them alike.
+    sample of every function, starting with a different one each round, so a drift in the machine's speed lands
+    on all of them alike.
     """
     is_cuda = device.type == "cuda"
     flush = _L2Flusher(device) if (is_cuda and cfg.cold_l2) else None

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not check.ok:
                     raise AssertionError(check.reason)
                 with torch.no_grad():
-                    ms = time_ms(lambda fn=fn: fn(inputs), args.reps, args.rounds)
+                    ms = time_ms(lambda fn=fn, x=inputs: fn(x), args.reps, args.rounds)
             except Exception as exc:  # one bad configuration is reported; the sweep goes on
                 failures += 1
                 row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]

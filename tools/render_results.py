@@ -18,10 +18,10 @@ import sys
 
 from harness import targets
 from harness.device import REPO_ROOT, arch_key
+from harness.example import load_example
 from harness.peaks import PEAKS_DIR, load_peaks
 from harness.peaks import markdown_table as peaks_markdown
 from harness.report import expectations_markdown
-from harness.example import load_example
 from harness.sweep import chapter_dirs, examples_in
 
 
