@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime
-import json
 import os
 import platform
 import sys
 from pathlib import Path
 
 from ch2 import topology
+from harness.report import emit
 
 # CUdevice_attribute values from cuda.h (stable across CUDA releases).
 CU_ATTRIBUTES = {
@@ -388,15 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.peaks_dir and not args.peaks_dir.is_dir():
         parser.error(f"--peaks-dir {args.peaks_dir}: no such folder")
     report = collect(args.peaks_dir, args.topo_file.read_text() if args.topo_file else None)
-    if args.json == "-":
-        print(json.dumps(report, indent=1, default=str))
-    else:
-        print(render_text(report))
-        if args.json:
-            try:
-                Path(args.json).write_text(json.dumps(report, indent=1, default=str))
-            except OSError as exc:
-                parser.error(f"cannot write {args.json}: {exc}")
+    try:
+        emit(report, render_text, args.json)
+    except OSError as exc:
+        parser.error(f"cannot write {args.json}: {exc}")
     return 0
 
 

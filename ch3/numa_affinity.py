@@ -16,7 +16,6 @@ child processes are bound; this process and the machine's settings are left as t
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from ch2 import topology
+from harness.report import emit
 
 SIZES = {"tiny": dict(copy_mib=4, samples=256, sample_kib=16, batch=32, reps=3),
          "small": dict(copy_mib=64, samples=2048, sample_kib=64, batch=64, reps=5),
@@ -211,15 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda was asked for, but torch sees no CUDA GPU")
     report = run(device, args.size or ("full" if device == "cuda" else "tiny"))
-    if args.json == "-":
-        print(json.dumps(report, indent=1))
-        return 0
-    print(render(report))
-    if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(report, indent=1))
-        except OSError as exc:
-            parser.error(f"cannot write {args.json}: {exc}")
+    try:
+        emit(report, render, args.json)
+    except OSError as exc:
+        parser.error(f"cannot write {args.json}: {exc}")
     return 0
 
 

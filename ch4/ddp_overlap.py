@@ -36,6 +36,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from harness.report import emit
+
 SIZES = {"tiny": dict(width=128, layers=4, batch=16, steps=5, warmup=1, micro=4),
          "small": dict(width=1024, layers=8, batch=64, steps=5, warmup=1, micro=4),
          "full": dict(width=4096, layers=8, batch=128, steps=10, warmup=3, micro=4)}
@@ -274,12 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     except (TimeoutError, Exception) as exc:
         print(f"ddp_overlap: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return 1
-    if args.json == "-":
-        print(json.dumps(report, indent=1))
-    else:
-        print(render(report))
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=1))
+    try:
+        emit(report, render, args.json)
+    except OSError as exc:
+        parser.error(f"cannot write {args.json}: {exc}")
     return 0 if report["verified"] else 1
 
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import re
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
+
+from harness.report import emit
 
 SHINGLE = 3
 NUM_PERM = 128
@@ -277,12 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         print("dedup: needs the Python package datasketch (pip install -r requirements.txt)", file=sys.stderr)
         return 2
     report = run(args.docs, args.seed, args.threshold, args.all_pairs)
-    if args.json == "-":
-        print(json.dumps(report, indent=1))
-    else:
-        print(render(report))
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=1))
+    try:
+        emit(report, render, args.json)
+    except OSError as exc:
+        parser.error(f"cannot write {args.json}: {exc}")
     return 0
 
 

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from ch5 import data_pipeline as dp
 from ch5.sharded_dataset import shutdown_workers
+from harness.report import emit
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,12 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda was asked for, but torch sees no CUDA GPU")
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
     report = sweep(args.size or ("full" if device.type == "cuda" else "tiny"), device, args.epochs)
-    if args.json == "-":
-        print(json.dumps(report, indent=1))
-    else:
-        print(render(report))
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=1))
+    try:
+        emit(report, render, args.json)
+    except OSError as exc:
+        parser.error(f"cannot write {args.json}: {exc}")
     return 0 if report["verified"] else 1
 
 

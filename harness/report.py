@@ -4,6 +4,9 @@ Everything here reads ExampleResult; figures print in engineering units with thr
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from harness.result import ExampleResult, TargetCheck, VariantResult
 
 
@@ -93,6 +96,19 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def emit(report: dict, render, dest: str | None) -> None:
+    """A report module's output: JSON on stdout (dest "-"), else the text, and the JSON to the file named too.
+
+    Raises OSError when that file cannot be written (the caller turns it into a usage error).
+    """
+    if dest == "-":
+        print(json.dumps(report, indent=1, default=str))
+        return
+    print(render(report))
+    if dest:
+        Path(dest).write_text(json.dumps(report, indent=1, default=str))
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
