@@ -1,0 +1,153 @@
+// Device graph launch: a kernel looks at the data and launches one of two prepared graphs itself.
+// The work: y = path_a(x) if sum(x) > 0, else path_b(x); each path is a graph of kSteps small kernels.
+//   route_host:   a kernel computes the decision, the host copies it back, waits for it, and launches
+//                 the chosen graph: one host round trip between deciding and doing.
+//   route_device: the same kernel, inside a small host-launched graph, launches the chosen graph with
+//                 cudaGraphLaunch(..., cudaStreamGraphTailLaunch) from the device: the chosen work
+//                 starts when the deciding graph ends, with no host in between. The path graphs are
+//                 instantiated with cudaGraphInstantiateFlagDeviceLaunch and uploaded once.
+// Graphs read fixed addresses: one set of static buffers per (device, n), x copied in, y copied out.
+// Needs -rdc=true and cudadevrt (see ../__init__.py); a plain compile returns cudaErrorNotSupported.
+#include <cstdint>
+#include <cuda_runtime.h>
+#include <map>
+#include <utility>
+
+#include "rdc.h"
+
+// On failure: return the error, and remember the line for aisp_error_line().
+#define AISP_TRY(expr)                   \
+  do {                                   \
+    cudaError_t aisp_err_ = (expr);      \
+    if (aisp_err_ != cudaSuccess) {      \
+      aisp_failed_line = __LINE__;       \
+      return aisp_err_;                  \
+    }                                    \
+  } while (0)
+
+static int aisp_failed_line = 0;
+extern "C" int aisp_error_line() { return aisp_failed_line; }
+
+namespace {
+
+constexpr int kSteps = 8;
+constexpr int kBlock = 256;
+constexpr int kRouteThreads = 1024;
+
+__global__ void affine(float* __restrict__ y, const float* __restrict__ src, int64_t n, float a, float b) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = fmaf(src[i], a, b);
+}
+
+// One block: sum(x) in a fixed order (so the decision is the same bits every time), then decide.
+__global__ void route(const float* __restrict__ x, int64_t n, cudaGraphExec_t path_a, cudaGraphExec_t path_b,
+                      int* decision, int launch) {
+  __shared__ float partial[kRouteThreads];
+  float acc = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += x[i];
+  partial[threadIdx.x] = acc;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const int choice = partial[0] > 0.0f ? 0 : 1;
+    *decision = choice;
+#if defined(__CUDACC_RDC__)
+    if (launch) cudaGraphLaunch(choice == 0 ? path_a : path_b, cudaStreamGraphTailLaunch);
+#else
+    (void)path_a, (void)path_b, (void)launch;
+#endif
+  }
+}
+
+struct Router {
+  float *x = nullptr, *y = nullptr;
+  int* decision = nullptr;       // device
+  int* host_decision = nullptr;  // pinned host, for route_host
+  cudaGraphExec_t path[2] = {};  // device-launchable
+  cudaGraphExec_t decide = nullptr;
+};
+
+cudaError_t add_kernel(cudaGraph_t g, cudaGraphNode_t* node, cudaGraphNode_t dep, void* func, unsigned blocks,
+                       unsigned threads, void** args) {
+  cudaKernelNodeParams p = {};
+  p.func = func;
+  p.gridDim = dim3(blocks);
+  p.blockDim = dim3(threads);
+  p.kernelParams = args;
+  return cudaGraphAddKernelNode(node, g, dep ? &dep : nullptr, dep ? 1 : 0, &p);
+}
+
+cudaError_t build_path(Router& r, int64_t n, float a, float b, cudaStream_t stream, cudaGraphExec_t* exec) {
+  cudaGraph_t g = nullptr;
+  AISP_TRY(cudaGraphCreate(&g, 0));
+  cudaGraphNode_t prev = nullptr;
+  const unsigned blocks = unsigned((n + kBlock - 1) / kBlock);
+  for (int step = 0; step < kSteps; ++step) {
+    const float* src = step == 0 ? r.x : r.y;
+    void* args[] = {&r.y, &src, &n, &a, &b};
+    cudaGraphNode_t node = nullptr;
+    AISP_TRY(add_kernel(g, &node, prev, reinterpret_cast<void*>(affine), blocks, kBlock, args));
+    prev = node;
+  }
+  AISP_TRY(cudaGraphInstantiate(exec, g, cudaGraphInstantiateFlagDeviceLaunch));
+  AISP_TRY(cudaGraphUpload(*exec, stream));  // a device-launched graph must be on the device beforehand
+  return cudaGraphDestroy(g);
+}
+
+cudaError_t router(int64_t n, cudaStream_t stream, Router** out) {
+  static std::map<std::pair<int, int64_t>, Router> routers;
+  int device = 0;
+  AISP_TRY(cudaGetDevice(&device));
+  auto key = std::make_pair(device, n);
+  auto it = routers.find(key);
+  if (it == routers.end()) {
+    Router r;
+    AISP_TRY(cudaMalloc(&r.x, n * sizeof(float)));
+    AISP_TRY(cudaMalloc(&r.y, n * sizeof(float)));
+    AISP_TRY(cudaMalloc(&r.decision, sizeof(int)));
+    AISP_TRY(cudaMallocHost(&r.host_decision, sizeof(int)));
+    AISP_TRY(build_path(r, n, 1.5f, 0.25f, stream, &r.path[0]));
+    AISP_TRY(build_path(r, n, -0.5f, 2.0f, stream, &r.path[1]));
+    cudaGraph_t g = nullptr;
+    AISP_TRY(cudaGraphCreate(&g, 0));
+    int launch = 1;
+    void* args[] = {&r.x, &n, &r.path[0], &r.path[1], &r.decision, &launch};
+    cudaGraphNode_t node = nullptr;
+    AISP_TRY(add_kernel(g, &node, nullptr, reinterpret_cast<void*>(route), 1, kRouteThreads, args));
+    AISP_TRY(cudaGraphInstantiate(&r.decide, g, 0));
+    AISP_TRY(cudaGraphUpload(r.decide, stream));
+    AISP_TRY(cudaGraphDestroy(g));
+    it = routers.emplace(key, r).first;
+  }
+  *out = &it->second;
+  return cudaSuccess;
+}
+
+}  // namespace
+
+extern "C" int aisp_route_host(const float* x, float* y, int64_t n, cudaStream_t stream) {
+  if (!aisp_cdp_supported()) return cudaErrorNotSupported;
+  if (n <= 0) return cudaErrorInvalidValue;
+  Router* r = nullptr;
+  AISP_TRY(router(n, stream, &r));
+  AISP_TRY(cudaMemcpyAsync(r->x, x, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+  route<<<1, kRouteThreads, 0, stream>>>(r->x, n, r->path[0], r->path[1], r->decision, 0);
+  AISP_TRY(cudaGetLastError());
+  AISP_TRY(cudaMemcpyAsync(r->host_decision, r->decision, sizeof(int), cudaMemcpyDeviceToHost, stream));
+  AISP_TRY(cudaStreamSynchronize(stream));  // the round trip that device launch removes
+  AISP_TRY(cudaGraphLaunch(r->path[*r->host_decision], stream));
+  return cudaMemcpyAsync(y, r->y, n * sizeof(float), cudaMemcpyDeviceToDevice, stream);
+}
+
+extern "C" int aisp_route_device(const float* x, float* y, int64_t n, cudaStream_t stream) {
+  if (!aisp_cdp_supported()) return cudaErrorNotSupported;
+  if (n <= 0) return cudaErrorInvalidValue;
+  Router* r = nullptr;
+  AISP_TRY(router(n, stream, &r));
+  AISP_TRY(cudaMemcpyAsync(r->x, x, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+  AISP_TRY(cudaGraphLaunch(r->decide, stream));  // decides, then the chosen graph runs as its tail
+  return cudaMemcpyAsync(y, r->y, n * sizeof(float), cudaMemcpyDeviceToDevice, stream);
+}
