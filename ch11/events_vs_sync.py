@@ -45,18 +45,20 @@ def one_stream(x):
     return out
 
 
-_STREAMS: dict[int, tuple[torch.cuda.Stream, torch.cuda.Stream]] = {}
+_STREAMS: dict[int, tuple[torch.cuda.Stream, torch.cuda.Stream, torch.cuda.Event]] = {}
 
 
-def _streams(device: torch.device) -> tuple[torch.cuda.Stream, torch.cuda.Stream]:
+def _streams(device: torch.device) -> tuple[torch.cuda.Stream, torch.cuda.Stream, torch.cuda.Event]:
+    """Producer and consumer streams and one event, made once per device. One event is enough: a
+    wait_event waits for the event's state when it is issued, so recording it again later is safe."""
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in _STREAMS:
-        _STREAMS[index] = (torch.cuda.Stream(device=index), torch.cuda.Stream(device=index))
+        _STREAMS[index] = (torch.cuda.Stream(device=index), torch.cuda.Stream(device=index), torch.cuda.Event())
     return _STREAMS[index]
 
 
 def device_sync(x):
-    producer, consumer = _streams(x["items"].device)
+    producer, consumer, _ = _streams(x["items"].device)
     out = torch.empty_like(x["items"])
     torch.cuda.synchronize()  # inputs and out are ready before either stream touches them
     for i in range(x["items"].shape[0]):
@@ -71,7 +73,7 @@ def device_sync(x):
 
 
 def event_wait(x):
-    producer, consumer = _streams(x["items"].device)
+    producer, consumer, item_done = _streams(x["items"].device)
     main_stream = torch.cuda.current_stream()
     out = torch.empty_like(x["items"])
     producer.wait_stream(main_stream)
@@ -79,7 +81,6 @@ def event_wait(x):
     for i in range(x["items"].shape[0]):
         with torch.cuda.stream(producer):
             ready = produce(x["items"][i])
-            item_done = torch.cuda.Event()
             item_done.record(producer)
         consumer.wait_event(item_done)       # the GPU orders the two streams; the host goes on
         with torch.cuda.stream(consumer):

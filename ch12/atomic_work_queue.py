@@ -40,8 +40,8 @@ def setup(size, device, seed, dist="clustered"):
     lengths = row_lengths(rows, mean, dist, g)
     offsets = torch.zeros(rows + 1, dtype=torch.int64)
     offsets[1:] = lengths.cumsum(0)
-    values = torch.randn(int(offsets[-1]), generator=g)
-    return {"values": values.to(device), "offsets": offsets.to(device), "lengths": lengths.to(device)}
+    values = torch.randn(int(offsets[-1]), device=device, generator=torch.Generator(device=device).manual_seed(seed))
+    return {"values": values, "offsets": offsets.to(device), "lengths": lengths.to(device)}
 
 
 def torch_segment_reduce(x):

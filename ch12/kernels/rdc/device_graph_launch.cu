@@ -64,10 +64,11 @@ __global__ void route(const float* __restrict__ x, int64_t n, cudaGraphExec_t pa
 
 struct Router {
   float *x = nullptr, *y = nullptr;
-  int* decision = nullptr;       // device
-  int* host_decision = nullptr;  // pinned host, for route_host
-  cudaGraphExec_t path[2] = {};  // device-launchable
-  cudaGraphExec_t decide = nullptr;
+  int* decision = nullptr;            // device
+  int* host_decision = nullptr;       // pinned host, for route_host
+  cudaGraphExec_t host_path[2] = {};  // launched by the host (route_host)
+  cudaGraphExec_t dev_path[2] = {};   // instantiated for device launch (route_device)
+  cudaGraphExec_t decide = nullptr;   // the host-launched graph whose kernel launches dev_path[choice]
 };
 
 cudaError_t add_kernel(cudaGraph_t g, cudaGraphNode_t* node, cudaGraphNode_t dep, void* func, unsigned blocks,
@@ -80,7 +81,8 @@ cudaError_t add_kernel(cudaGraph_t g, cudaGraphNode_t* node, cudaGraphNode_t dep
   return cudaGraphAddKernelNode(node, g, dep ? &dep : nullptr, dep ? 1 : 0, &p);
 }
 
-cudaError_t build_path(Router& r, int64_t n, float a, float b, cudaStream_t stream, cudaGraphExec_t* exec) {
+cudaError_t build_path(Router& r, int64_t n, float a, float b, bool device_launch, cudaStream_t stream,
+                       cudaGraphExec_t* exec) {
   cudaGraph_t g = nullptr;
   AISP_TRY(cudaGraphCreate(&g, 0));
   cudaGraphNode_t prev = nullptr;
@@ -92,37 +94,41 @@ cudaError_t build_path(Router& r, int64_t n, float a, float b, cudaStream_t stre
     AISP_TRY(add_kernel(g, &node, prev, reinterpret_cast<void*>(affine), blocks, kBlock, args));
     prev = node;
   }
-  AISP_TRY(cudaGraphInstantiate(exec, g, cudaGraphInstantiateFlagDeviceLaunch));
-  AISP_TRY(cudaGraphUpload(*exec, stream));  // a device-launched graph must be on the device beforehand
+  AISP_TRY(cudaGraphInstantiate(exec, g, device_launch ? cudaGraphInstantiateFlagDeviceLaunch : 0));
+  if (device_launch) AISP_TRY(cudaGraphUpload(*exec, stream));  // must be on the device before a device launch
   return cudaGraphDestroy(g);
 }
 
-cudaError_t router(int64_t n, cudaStream_t stream, Router** out) {
+// One router per (device, n); its host or device graphs are made the first time they are needed.
+cudaError_t router(int64_t n, bool on_device, cudaStream_t stream, Router** out) {
   static std::map<std::pair<int, int64_t>, Router> routers;
   int device = 0;
   AISP_TRY(cudaGetDevice(&device));
-  auto key = std::make_pair(device, n);
-  auto it = routers.find(key);
-  if (it == routers.end()) {
-    Router r;
+  Router& r = routers[std::make_pair(device, n)];
+  if (r.x == nullptr) {
     AISP_TRY(cudaMalloc(&r.x, n * sizeof(float)));
     AISP_TRY(cudaMalloc(&r.y, n * sizeof(float)));
     AISP_TRY(cudaMalloc(&r.decision, sizeof(int)));
     AISP_TRY(cudaMallocHost(&r.host_decision, sizeof(int)));
-    AISP_TRY(build_path(r, n, 1.5f, 0.25f, stream, &r.path[0]));
-    AISP_TRY(build_path(r, n, -0.5f, 2.0f, stream, &r.path[1]));
+  }
+  if (!on_device && r.host_path[0] == nullptr) {
+    AISP_TRY(build_path(r, n, 1.5f, 0.25f, false, stream, &r.host_path[0]));
+    AISP_TRY(build_path(r, n, -0.5f, 2.0f, false, stream, &r.host_path[1]));
+  }
+  if (on_device && r.decide == nullptr) {
+    AISP_TRY(build_path(r, n, 1.5f, 0.25f, true, stream, &r.dev_path[0]));
+    AISP_TRY(build_path(r, n, -0.5f, 2.0f, true, stream, &r.dev_path[1]));
     cudaGraph_t g = nullptr;
     AISP_TRY(cudaGraphCreate(&g, 0));
     int launch = 1;
-    void* args[] = {&r.x, &n, &r.path[0], &r.path[1], &r.decision, &launch};
+    void* args[] = {&r.x, &n, &r.dev_path[0], &r.dev_path[1], &r.decision, &launch};
     cudaGraphNode_t node = nullptr;
     AISP_TRY(add_kernel(g, &node, nullptr, reinterpret_cast<void*>(route), 1, kRouteThreads, args));
     AISP_TRY(cudaGraphInstantiate(&r.decide, g, 0));
     AISP_TRY(cudaGraphUpload(r.decide, stream));
     AISP_TRY(cudaGraphDestroy(g));
-    it = routers.emplace(key, r).first;
   }
-  *out = &it->second;
+  *out = &r;
   return cudaSuccess;
 }
 
@@ -132,13 +138,13 @@ extern "C" int aisp_route_host(const float* x, float* y, int64_t n, cudaStream_t
   if (!aisp_cdp_supported()) return cudaErrorNotSupported;
   if (n <= 0) return cudaErrorInvalidValue;
   Router* r = nullptr;
-  AISP_TRY(router(n, stream, &r));
+  AISP_TRY(router(n, false, stream, &r));
   AISP_TRY(cudaMemcpyAsync(r->x, x, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
-  route<<<1, kRouteThreads, 0, stream>>>(r->x, n, r->path[0], r->path[1], r->decision, 0);
+  route<<<1, kRouteThreads, 0, stream>>>(r->x, n, nullptr, nullptr, r->decision, 0);
   AISP_TRY(cudaGetLastError());
   AISP_TRY(cudaMemcpyAsync(r->host_decision, r->decision, sizeof(int), cudaMemcpyDeviceToHost, stream));
   AISP_TRY(cudaStreamSynchronize(stream));  // the round trip that device launch removes
-  AISP_TRY(cudaGraphLaunch(r->path[*r->host_decision], stream));
+  AISP_TRY(cudaGraphLaunch(r->host_path[*r->host_decision], stream));
   return cudaMemcpyAsync(y, r->y, n * sizeof(float), cudaMemcpyDeviceToDevice, stream);
 }
 
@@ -146,7 +152,7 @@ extern "C" int aisp_route_device(const float* x, float* y, int64_t n, cudaStream
   if (!aisp_cdp_supported()) return cudaErrorNotSupported;
   if (n <= 0) return cudaErrorInvalidValue;
   Router* r = nullptr;
-  AISP_TRY(router(n, stream, &r));
+  AISP_TRY(router(n, true, stream, &r));
   AISP_TRY(cudaMemcpyAsync(r->x, x, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
   AISP_TRY(cudaGraphLaunch(r->decide, stream));  // decides, then the chosen graph runs as its tail
   return cudaMemcpyAsync(y, r->y, n * sizeof(float), cudaMemcpyDeviceToDevice, stream);

@@ -16,7 +16,8 @@ int aisp_mariani_silver_cdp(int* dwells, int size, float x0, float y0, float x1,
                             cudaStream_t stream);
 // device_graph_launch.cu: y = path_a(x) if sum(x) > 0 else path_b(x), each path a graph of small kernels.
 // route_host: the host reads the decision back and launches the chosen graph; route_device: a kernel
-// decides and launches the graph from the device. Both use the same kernels and graphs.
+// decides and launches the graph from the device. Both use the same kernels (the device path's graphs are
+// instantiated for device launch, the host path's plainly).
 int aisp_route_host(const float* x, float* y, int64_t n, cudaStream_t stream);
 int aisp_route_device(const float* x, float* y, int64_t n, cudaStream_t stream);
 }
