@@ -6,8 +6,9 @@ Its GPU activities are complete events (`"ph": "X"`) with `cat` "kernel", "gpu_m
 
 The measured overlap is the fraction of copy time hidden under compute: for every host<->device copy,
 the part of it during which at least one kernel was running on the same device, summed, over the total
-copy time. 0 means every copy ran alone (one stream); 1 means every copy was covered by a kernel. It can
-never be more than min(1, kernel time / copy time) per device, which `hideable` reports beside it.
+copy time. 0 means every copy ran alone (one stream); 1 means every copy was covered by a kernel. Each
+direction has its own copy engine, so each can hide under the same kernel time: at most
+min(copy time, kernel time) per direction can be hidden, which `hideable` reports beside it (as a fraction).
 """
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def overlap_summary(ops: list[GpuOp]) -> dict:
         "kernel_us": kernel_us,
         "hidden_us": hidden_us,
         "overlap_fraction": hidden_us / copy_us if copy_us else None,
-        "hideable": min(1.0, kernel_us / copy_us) if copy_us else None,
+        "hideable": sum(min(d["copy_us"], kernel_us) for d in by_dir.values()) / copy_us if copy_us else None,
         "by_direction": by_dir,
         "d2h_under_h2d_us": d2h_vs_h2d,   # the two copy engines running at once
         "span_us": span,                  # first GPU op's start to the last one's end

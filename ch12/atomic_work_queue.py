@@ -1,6 +1,6 @@
 """Atomic work queues: irregular rows scheduled by an atomic counter vs a static partition.
 
-A ragged (CSR) matrix whose rows run from a few to tens of thousands of elements; the work is a sum
+A ragged (CSR) matrix whose rows run from one to 8192 elements; the work is a sum
 over each row (of sqrt(v^2 + 1)). One warp handles one row at a time (kernels/work_queue.cu).
 `static_partition` gives each persistent warp an equal count of consecutive rows: when the long rows
 sit together (rows sorted by length, as after bucketing by sequence length), a few warps get nearly all
@@ -18,17 +18,17 @@ import torch
 from ch12.kernels import ext
 from harness import Example, Requires, main
 
-# (rows, mean row length)
+# (rows, mean row length before lengths are capped at MAX_ROW)
 SIZES = {"tiny": (64, 16), "small": (1 << 14, 256), "full": (1 << 17, 512)}
-MAX_ROW = 1 << 16
+MAX_ROW = 1 << 13   # a row is one warp's work: longer rows would make a single warp the tail whatever the schedule
 
 
 def row_lengths(rows: int, mean: int, dist: str, g: torch.Generator) -> torch.Tensor:
     if dist == "uniform":
         return torch.full((rows,), mean, dtype=torch.int64)
-    u = torch.rand(rows, generator=g, dtype=torch.float64).clamp_min(1e-9)
-    lengths = (u ** -1.2).clamp(max=MAX_ROW / 4)           # Pareto tail: most rows short, a few very long
-    lengths = (lengths * (mean / lengths.mean())).clamp(1, MAX_ROW).round().to(torch.int64)
+    u = torch.rand(rows, generator=g, dtype=torch.float64).clamp_min(1e-12)
+    lengths = u ** (-1 / 1.1)                                # Pareto tail: most rows short, a few very long
+    lengths = (lengths * (mean / lengths.clamp(max=MAX_ROW).mean())).clamp(1, MAX_ROW).round().to(torch.int64)
     if dist == "clustered":
         return lengths.sort(descending=True).values
     return lengths

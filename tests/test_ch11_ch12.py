@@ -59,7 +59,7 @@ def test_one_stream_hides_nothing():
     ]})
     s = timeline.overlap_summary(ops)
     assert s["copy_us"] == 40 and s["kernel_us"] == 20 and s["hidden_us"] == 0 and s["overlap_fraction"] == 0
-    assert s["hideable"] == 0.5 and s["span_us"] == 60 and s["serial_us"] == 60 and s["stream_ids"] == [7]
+    assert s["hideable"] == 1.0 and s["span_us"] == 60 and s["serial_us"] == 60 and s["stream_ids"] == [7]
 
 
 def test_pipelined_streams_hide_copies_under_kernels():

@@ -19,14 +19,25 @@ namespace {
 constexpr int kBlock = 256;
 constexpr unsigned kFull = 0xffffffffu;
 
+// Four independent loads per lane per step: one warp alone keeps 512 bytes in flight, so a long row is
+// not limited by one load's latency at a time. The four partial sums are added in a fixed order.
 __device__ __forceinline__ float row_sum(const float* __restrict__ values, const int64_t* __restrict__ offsets,
                                          int64_t row, int lane) {
   const int64_t begin = offsets[row], end = offsets[row + 1];
-  float acc = 0.0f;
-  for (int64_t i = begin + lane; i < end; i += 32) {
-    const float v = values[i];
-    acc += sqrtf(fmaf(v, v, 1.0f));
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  int64_t i = begin + lane;
+  for (; i + 96 < end; i += 128) {
+    const float v0 = values[i], v1 = values[i + 32], v2 = values[i + 64], v3 = values[i + 96];
+    a0 += sqrtf(fmaf(v0, v0, 1.0f));
+    a1 += sqrtf(fmaf(v1, v1, 1.0f));
+    a2 += sqrtf(fmaf(v2, v2, 1.0f));
+    a3 += sqrtf(fmaf(v3, v3, 1.0f));
   }
+  for (; i < end; i += 32) {
+    const float v = values[i];
+    a0 += sqrtf(fmaf(v, v, 1.0f));
+  }
+  float acc = (a0 + a1) + (a2 + a3);
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(kFull, acc, off);
   return acc;

@@ -39,9 +39,8 @@ __global__ void affine(float* __restrict__ y, const float* __restrict__ src, int
   if (i < n) y[i] = fmaf(src[i], a, b);
 }
 
-// One block: sum(x) in a fixed order (so the decision is the same bits every time), then decide.
-__global__ void route(const float* __restrict__ x, int64_t n, cudaGraphExec_t path_a, cudaGraphExec_t path_b,
-                      int* decision, int launch) {
+// One block: sum(x) in a fixed order, so the decision is the same bits every time. 0: path a, 1: path b.
+__device__ int choose(const float* __restrict__ x, int64_t n) {
   __shared__ float partial[kRouteThreads];
   float acc = 0.0f;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += x[i];
@@ -51,13 +50,26 @@ __global__ void route(const float* __restrict__ x, int64_t n, cudaGraphExec_t pa
     if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
     __syncthreads();
   }
+  return partial[0] > 0.0f ? 0 : 1;
+}
+
+// For the host path: write the decision for the host to read.
+__global__ void decide(const float* __restrict__ x, int64_t n, int* decision) {
+  const int choice = choose(x, n);
+  if (threadIdx.x == 0) *decision = choice;
+}
+
+// For the device path: launch the chosen graph. A kernel that calls cudaGraphLaunch may only run as
+// a node of a graph (launched plainly it fails with cudaErrorNotSupported), hence two kernels.
+__global__ void decide_and_launch(const float* __restrict__ x, int64_t n, cudaGraphExec_t path_a,
+                                  cudaGraphExec_t path_b, int* decision) {
+  const int choice = choose(x, n);
   if (threadIdx.x == 0) {
-    const int choice = partial[0] > 0.0f ? 0 : 1;
     *decision = choice;
 #if defined(__CUDACC_RDC__)
-    if (launch) cudaGraphLaunch(choice == 0 ? path_a : path_b, cudaStreamGraphTailLaunch);
+    cudaGraphLaunch(choice == 0 ? path_a : path_b, cudaStreamGraphTailLaunch);
 #else
-    (void)path_a, (void)path_b, (void)launch;
+    (void)path_a, (void)path_b;
 #endif
   }
 }
@@ -120,10 +132,9 @@ cudaError_t router(int64_t n, bool on_device, cudaStream_t stream, Router** out)
     AISP_TRY(build_path(r, n, -0.5f, 2.0f, true, stream, &r.dev_path[1]));
     cudaGraph_t g = nullptr;
     AISP_TRY(cudaGraphCreate(&g, 0));
-    int launch = 1;
-    void* args[] = {&r.x, &n, &r.dev_path[0], &r.dev_path[1], &r.decision, &launch};
+    void* args[] = {&r.x, &n, &r.dev_path[0], &r.dev_path[1], &r.decision};
     cudaGraphNode_t node = nullptr;
-    AISP_TRY(add_kernel(g, &node, nullptr, reinterpret_cast<void*>(route), 1, kRouteThreads, args));
+    AISP_TRY(add_kernel(g, &node, nullptr, reinterpret_cast<void*>(decide_and_launch), 1, kRouteThreads, args));
     AISP_TRY(cudaGraphInstantiate(&r.decide, g, 0));
     AISP_TRY(cudaGraphUpload(r.decide, stream));
     AISP_TRY(cudaGraphDestroy(g));
@@ -140,7 +151,7 @@ extern "C" int aisp_route_host(const float* x, float* y, int64_t n, cudaStream_t
   Router* r = nullptr;
   AISP_TRY(router(n, false, stream, &r));
   AISP_TRY(cudaMemcpyAsync(r->x, x, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
-  route<<<1, kRouteThreads, 0, stream>>>(r->x, n, nullptr, nullptr, r->decision, 0);
+  decide<<<1, kRouteThreads, 0, stream>>>(r->x, n, r->decision);
   AISP_TRY(cudaGetLastError());
   AISP_TRY(cudaMemcpyAsync(r->host_decision, r->decision, sizeof(int), cudaMemcpyDeviceToHost, stream));
   AISP_TRY(cudaStreamSynchronize(stream));  // the round trip that device launch removes
