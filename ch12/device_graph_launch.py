@@ -3,11 +3,11 @@
 The work routes data by its content: y = path_a(x) if sum(x) > 0 else path_b(x), each path a graph of
 8 small kernels (kernels/rdc/device_graph_launch.cu). `host_decides` runs the deciding kernel, copies
 its answer to the host, waits for it, and launches the chosen graph: one host round trip between
-deciding and doing. `device_decides` runs the same kernel inside a small graph and has it launch the
-chosen graph itself (`cudaGraphLaunch(path, cudaStreamGraphTailLaunch)` from the device; the paths
-are instantiated with cudaGraphInstantiateFlagDeviceLaunch and uploaded once). Both copy x into the
-graphs' static buffers and y out, and compute the same bits. Needs -rdc=true and cudadevrt
-(kernels/rdc/, built by kernels/__init__.py).
+deciding and doing. `device_decides` runs the same decision as the one node of a small graph (a kernel
+that calls cudaGraphLaunch may run only inside a graph), and that kernel launches the chosen graph
+itself (`cudaGraphLaunch(path, cudaStreamGraphTailLaunch)`; the paths are instantiated with
+cudaGraphInstantiateFlagDeviceLaunch and uploaded once). Both copy x into the graphs' static buffers
+and y out, and compute the same bits. Built with the device-runtime library (kernels/rdc/).
 
 Bound: latency-bound: ~10 small kernels and two copies; the difference is the host round trip.
 """

@@ -2,10 +2,11 @@
 // The work: y = path_a(x) if sum(x) > 0, else path_b(x); each path is a graph of kSteps small kernels.
 //   route_host:   a kernel computes the decision, the host copies it back, waits for it, and launches
 //                 the chosen graph: one host round trip between deciding and doing.
-//   route_device: the same kernel, inside a small host-launched graph, launches the chosen graph with
-//                 cudaGraphLaunch(..., cudaStreamGraphTailLaunch) from the device: the chosen work
-//                 starts when the deciding graph ends, with no host in between. The path graphs are
-//                 instantiated with cudaGraphInstantiateFlagDeviceLaunch and uploaded once.
+//   route_device: a kernel with the same decision code, the one node of a small host-launched graph,
+//                 launches the chosen graph with cudaGraphLaunch(..., cudaStreamGraphTailLaunch) from
+//                 the device: the chosen work starts when the deciding graph ends, with no host in
+//                 between. Its path graphs are instantiated with cudaGraphInstantiateFlagDeviceLaunch
+//                 and uploaded once. (A kernel that calls cudaGraphLaunch may run only inside a graph.)
 // Graphs read fixed addresses: one set of static buffers per (device, n), x copied in, y copied out.
 // Needs -rdc=true and cudadevrt (see ../__init__.py); a plain compile returns cudaErrorNotSupported.
 #include <cstdint>
@@ -34,7 +35,7 @@ constexpr int kSteps = 8;
 constexpr int kBlock = 256;
 constexpr int kRouteThreads = 1024;
 
-__global__ void affine(float* __restrict__ y, const float* __restrict__ src, int64_t n, float a, float b) {
+__global__ void affine(float* y, const float* src, int64_t n, float a, float b) {  // src may be y
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) y[i] = fmaf(src[i], a, b);
 }
@@ -60,7 +61,7 @@ __global__ void decide(const float* __restrict__ x, int64_t n, int* decision) {
 }
 
 // For the device path: launch the chosen graph. A kernel that calls cudaGraphLaunch may only run as
-// a node of a graph (launched plainly it fails with cudaErrorNotSupported), hence two kernels.
+// a node of a graph (launched plainly, its launch fails with cudaErrorNotSupported), hence two kernels.
 __global__ void decide_and_launch(const float* __restrict__ x, int64_t n, cudaGraphExec_t path_a,
                                   cudaGraphExec_t path_b, int* decision) {
   const int choice = choose(x, n);
@@ -80,7 +81,7 @@ struct Router {
   int* host_decision = nullptr;       // pinned host, for route_host
   cudaGraphExec_t host_path[2] = {};  // launched by the host (route_host)
   cudaGraphExec_t dev_path[2] = {};   // instantiated for device launch (route_device)
-  cudaGraphExec_t decide = nullptr;   // the host-launched graph whose kernel launches dev_path[choice]
+  cudaGraphExec_t launcher = nullptr;  // the host-launched graph whose kernel launches dev_path[choice]
 };
 
 cudaError_t add_kernel(cudaGraph_t g, cudaGraphNode_t* node, cudaGraphNode_t dep, void* func, unsigned blocks,
@@ -127,7 +128,7 @@ cudaError_t router(int64_t n, bool on_device, cudaStream_t stream, Router** out)
     AISP_TRY(build_path(r, n, 1.5f, 0.25f, false, stream, &r.host_path[0]));
     AISP_TRY(build_path(r, n, -0.5f, 2.0f, false, stream, &r.host_path[1]));
   }
-  if (on_device && r.decide == nullptr) {
+  if (on_device && r.launcher == nullptr) {
     AISP_TRY(build_path(r, n, 1.5f, 0.25f, true, stream, &r.dev_path[0]));
     AISP_TRY(build_path(r, n, -0.5f, 2.0f, true, stream, &r.dev_path[1]));
     cudaGraph_t g = nullptr;
@@ -135,8 +136,8 @@ cudaError_t router(int64_t n, bool on_device, cudaStream_t stream, Router** out)
     void* args[] = {&r.x, &n, &r.dev_path[0], &r.dev_path[1], &r.decision};
     cudaGraphNode_t node = nullptr;
     AISP_TRY(add_kernel(g, &node, nullptr, reinterpret_cast<void*>(decide_and_launch), 1, kRouteThreads, args));
-    AISP_TRY(cudaGraphInstantiate(&r.decide, g, 0));
-    AISP_TRY(cudaGraphUpload(r.decide, stream));
+    AISP_TRY(cudaGraphInstantiate(&r.launcher, g, 0));
+    AISP_TRY(cudaGraphUpload(r.launcher, stream));
     AISP_TRY(cudaGraphDestroy(g));
   }
   *out = &r;
@@ -165,6 +166,6 @@ extern "C" int aisp_route_device(const float* x, float* y, int64_t n, cudaStream
   Router* r = nullptr;
   AISP_TRY(router(n, true, stream, &r));
   AISP_TRY(cudaMemcpyAsync(r->x, x, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
-  AISP_TRY(cudaGraphLaunch(r->decide, stream));  // decides, then the chosen graph runs as its tail
+  AISP_TRY(cudaGraphLaunch(r->launcher, stream));  // decides, then the chosen graph runs as its tail
   return cudaMemcpyAsync(y, r->y, n * sizeof(float), cudaMemcpyDeviceToDevice, stream);
 }
