@@ -71,7 +71,9 @@ def test_key_files_include_local_and_shared_headers(tmp_path):
     (tmp_path / "common.cuh").write_text("// helpers\n")
     (tmp_path / "binding.cpp").write_text("// binding\n")
     names = cuda_build._key_files([tmp_path / "a.cu", tmp_path / "binding.cpp"])
-    assert {Path(n).name for n in names} == {"a.cu", "common.cuh", "binding.cpp", "launch.cuh", "binding.h"}
+    shared = {p.name for p in cuda_build.INCLUDE_DIR.rglob("*") if p.suffix in (".cuh", ".h")}
+    assert {Path(n).name for n in names} == {"a.cu", "common.cuh", "binding.cpp"} | shared
+    assert {"launch.cuh", "binding.h", "grid.cuh"} <= shared
 
 
 def test_extension_folders_are_complete():
