@@ -3,14 +3,16 @@
 `python -m harness.runner FILE --options OPTS.json --json OUT.json` is what the sweep starts in a child process
 for each example; the result goes to a file rather than stdout, so an example's own prints cannot corrupt it.
 
-What a variant must get through (each failure names what it caught):
+What a variant must get through (each failure names what it caught). The baseline's answers for every check
+are computed first, before any other variant has run, and the baseline must still give them later.
 1. verification trials on freshly drawn inputs, cycling through the example's declared distributions; in the
    first trial the other variants run before the baseline; the allocator is NaN-poisoned before each call;
    each non-baseline variant is called twice per trial (state carried between calls shows); a call that
-   writes into its inputs, or returns memory of an input, fails unless the example declares it;
-2. timing in interleaved rounds on rotating input sets whose contents are drawn afresh before every sample,
-   with the outputs of randomly chosen timed calls checked against the baseline on the same inputs;
-3. after timing, new contents written into the very tensors it was timed on, and one more checked call.
+   writes into its inputs, returns memory of an input or leaves a thread running fails unless declared;
+2. timing in interleaved rounds on input sets whose contents are drawn afresh before every sample (no timed
+   call sees contents seen before), the last output of randomly chosen samples checked against answers
+   computed before timing;
+3. after timing, contents with a known answer written into the very tensors it was timed on, one more check.
 """
 from __future__ import annotations
 
