@@ -12,9 +12,9 @@ import torch
 
 from harness import Requires
 
-# triton.language builds its own helpers (tl.max, ...) when first imported, compiled or interpreted as the
-# variable says then: it can only be set before that import; too late, the kernels need a GPU here.
-if not torch.cuda.is_available() and "triton.language" not in sys.modules:
+# `import triton` builds its language helpers (tl.max, ...) compiled or interpreted as the variable says
+# then: it can only be set before triton is first imported; after that, the kernels need a GPU here.
+if not torch.cuda.is_available() and "triton" not in sys.modules:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
