@@ -14,7 +14,7 @@ convert both operands to bf16 (exact), call the bf16 GEMM (cuBLAS) and scale its
 Bound: full size is 8192^3, 1.1 TFLOP at the H200's measured ~1330 TFLOP/s fp8: about 0.83 ms.
 GPU-only compiled (e4m3 tensor cores need sm_89+); in the interpreter the operands are upcast to fp32.
 """
-import torch
+import torch  # noqa: I001 (ch14.triton_runtime must come before triton)
 
 from ch14.triton_runtime import INTERPRET, triton_requires  # before triton
 import triton

@@ -15,7 +15,7 @@ Distributions (edge cases of softmax): `normal`; `large` (magnitudes of 1e4: the
 one-hot); `shifted` (a per-row offset of up to +-1e4: without the max subtraction exp overflows);
 `edge_rows` (constant rows, a single huge entry, -inf entries as an attention mask leaves them).
 """
-import torch
+import torch  # noqa: I001 (ch14.triton_runtime must come before triton)
 
 from ch14.triton_runtime import TRITON  # before triton: it decides compiled or interpreted
 import triton

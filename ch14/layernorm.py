@@ -14,7 +14,7 @@ Distributions: `normal`; `shifted` (a mean of 64 next to a spread of 1: the sing
 would lose the variance); `large` (magnitudes of 1e3); `constant_rows` (variance 0: the output is
 exactly b, and eps is all that keeps 1/sqrt(var + eps) finite).
 """
-import torch
+import torch  # noqa: I001 (ch14.triton_runtime must come before triton)
 import torch.nn.functional as F
 
 from ch14.triton_runtime import TRITON  # before triton: it decides compiled or interpreted

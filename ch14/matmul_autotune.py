@@ -18,7 +18,7 @@ On the CPU the kernels run in Triton's interpreter, which computes bf16 `tl.dot`
 only there, the operands are upcast to fp32 before the dot (UPCAST), and the autotuner gets a single
 small configuration (it times candidates with GPU events).
 """
-import torch
+import torch  # noqa: I001 (ch14.triton_runtime must come before triton)
 
 from ch14.triton_runtime import INTERPRET, TRITON  # before triton: it decides compiled or interpreted
 import triton

@@ -17,7 +17,7 @@ Bound: full size is 8192^3 bf16, 1.1 TFLOP: about 1.4 ms at the H200's measured 
 Needs sm_90+ compiled (TMA); the interpreter emulates descriptors, so it also runs on the CPU at tiny
 size, there with the operands upcast to fp32 before the dot (the interpreter's bf16 dot is wrong).
 """
-import torch
+import torch  # noqa: I001 (ch14.triton_runtime must come before triton)
 
 from ch14.triton_runtime import INTERPRET, TRITON, triton_requires  # before triton
 import triton

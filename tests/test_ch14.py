@@ -8,8 +8,6 @@ import textwrap
 
 import pytest
 
-
-
 from harness.device import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")
