@@ -84,7 +84,10 @@ def run_child(ref: ExampleRef, opts: RunOptions, *, timeout: float, log_path: Pa
         cmd = [sys.executable, "-m", "harness.runner", str(ref.path), "--options", str(options), "--json", str(out)]
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as log:
-            rc = run_isolated(cmd, timeout=timeout, stdout=log, env=environment.child_thread_env(opts.cpu_threads))
+            env = environment.child_thread_env(opts.cpu_threads)
+            if opts.device == "cpu":
+                env["TRITON_INTERPRET"] = "1"   # Triton kernels run in its interpreter where there is no GPU
+            rc = run_isolated(cmd, timeout=timeout, stdout=log, env=env)
         if rc is None:
             return ExampleResult.failure("timeout", f"no result within {timeout:g} s", **ids)
         if out.exists():
