@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from harness.device import REPO_ROOT
-from harness.example import load_example
+from harness.example import is_example_file, load_example
 from harness.verify import compare
 
 CH9 = REPO_ROOT / "ch9"
-EXAMPLES = sorted(p for p in CH9.glob("*.py") if not p.name.startswith("_"))
+EXAMPLES = sorted(p for p in CH9.glob("*.py") if is_example_file(p))
 CPU = torch.device("cpu")
 
 
@@ -133,3 +133,39 @@ def test_gpu_scripts_are_executable_and_name_real_files():
     text = (CH9 / "gpu_check.sh").read_text()
     for name in re.findall(r"ch9/(\w+\.py)", text):
         assert (CH9 / name).exists(), name
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mnk", [(1, 1, 1), (7, 5, 3), (128, 128, 8), (129, 131, 9), (200, 64, 300), (256, 260, 132)])
+def test_gemm_kernels_at_edge_shapes(mnk):
+    """Tile edges, K not a multiple of the K-step, N not a multiple of 4: every GEMM kernel against cuBLAS."""
+    from ch9.kernels import ext
+
+    m, n, k = mnk
+    g = torch.Generator(device="cuda").manual_seed(m * n + k)
+    a, b = torch.randn(m, k, device="cuda", generator=g), torch.randn(k, n, device="cuda", generator=g)
+    want = (a.double() @ b.double()).float()
+    for name in ("sgemm_naive", "sgemm_smem", "sgemm_regtile", "sgemm_regtile_vec4"):
+        torch.testing.assert_close(getattr(ext(), name)(a, b), want, rtol=1e-4, atol=1e-4, msg=name)
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    want16 = (a16.double() @ b16.double()).float()
+    for name in ("gemm_bf16_simt", "gemm_bf16_wmma"):
+        torch.testing.assert_close(getattr(ext(), name)(a16, b16).float(), want16, rtol=1.6e-2, atol=1e-2, msg=name)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (5, 8), (33, 1000), (8, 4096)])
+def test_fused_kernels_at_edge_shapes(shape):
+    from ch9.kernels import ext
+
+    rows, cols = shape
+    g = torch.Generator(device="cuda").manual_seed(rows + cols)
+    x = torch.randn(rows, cols, device="cuda", generator=g).bfloat16()
+    xf = x.float()
+    torch.testing.assert_close(ext().l2norm_fused(x).float(), F.normalize(xf, dim=-1), rtol=1.6e-2, atol=1e-2)
+    bias, res = torch.randn(cols, device="cuda", generator=g).bfloat16(), torch.randn_like(x)
+    want = F.gelu(xf + bias.float()) + res.float()
+    torch.testing.assert_close(ext().bias_gelu_residual(x, bias, res).float(), want, rtol=1.6e-2, atol=1e-2)
+    v, w = xf.flatten(), torch.randn(rows * cols, device="cuda", generator=g)
+    for name in ("axpy_plain", "axpy_ptx_stream"):
+        torch.testing.assert_close(getattr(ext(), name)(v, w, 1.5), 1.5 * v + w, msg=name)

@@ -12,7 +12,7 @@
 
 namespace {
 
-constexpr int kBlock = 256;
+constexpr int kBlock = 256, kBatch = 4;  // float4s of each stream in flight per thread
 
 __device__ __forceinline__ float4 load_plain(const float4* p) { return *p; }
 
@@ -33,10 +33,27 @@ __global__ void __launch_bounds__(kBlock) axpy(const float* __restrict__ x, cons
   const float4* xv = reinterpret_cast<const float4*>(x);
   const float4* yv = reinterpret_cast<const float4*>(y);
   float4* ov = reinterpret_cast<float4*>(out);
-  for (int64_t v = first; v < n / 4; v += stride) {
-    const float4 a = kStream ? load_stream(xv + v) : load_plain(xv + v);
-    const float4 b = kStream ? load_stream(yv + v) : load_plain(yv + v);
-    ov[v] = make_float4(fmaf(alpha, a.x, b.x), fmaf(alpha, a.y, b.y), fmaf(alpha, a.z, b.z), fmaf(alpha, a.w, b.w));
+  // Each thread issues kBatch loads of each stream before any store, in both kernels alike: left to itself,
+  // nvcc batches the plain loads across iterations but not the asm ones (it will not move them past a
+  // store), which would be a second difference (bytes in flight) beside the cache hint.
+  const int64_t n4 = n / 4;
+  for (int64_t base = first; base < n4; base += stride * kBatch) {
+    float4 a[kBatch], b[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int64_t v = base + u * stride;
+      if (v < n4) {
+        a[u] = kStream ? load_stream(xv + v) : load_plain(xv + v);
+        b[u] = kStream ? load_stream(yv + v) : load_plain(yv + v);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int64_t v = base + u * stride;
+      if (v < n4)
+        ov[v] = make_float4(fmaf(alpha, a[u].x, b[u].x), fmaf(alpha, a[u].y, b[u].y), fmaf(alpha, a[u].z, b[u].z),
+                            fmaf(alpha, a[u].w, b[u].w));
+    }
   }
   const int64_t tail = n % 4;  // the last n % 4 elements, one thread each
   if (first < tail) out[n / 4 * 4 + first] = fmaf(alpha, x[n / 4 * 4 + first], y[n / 4 * 4 + first]);
@@ -47,7 +64,7 @@ cudaError_t launch(const float* x, const float* y, float* out, float alpha, int6
   if (n <= 0) return cudaSuccess;
   if ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(y) | reinterpret_cast<uintptr_t>(out)) % 16)
     return cudaErrorMisalignedAddress;
-  const int grid = blocks_to_fill_gpu(axpy<kStream>, kBlock, n / 4 > 4 ? n / 4 : 4);
+  const int grid = blocks_to_fill_gpu(axpy<kStream>, kBlock, n / 4 > 4 ? ceil_div(n / 4, kBatch) : 4);
   axpy<kStream><<<grid, kBlock, 0, stream>>>(x, y, out, alpha, n);
   return cudaGetLastError();
 }
