@@ -3,7 +3,6 @@ the tolerances they declare, and the kernel files' bookkeeping. The kernels them
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
