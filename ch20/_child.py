@@ -7,11 +7,11 @@ could have replaced), then commands, on a Unix socket whose descriptor number is
     batch   [[seed, distribution], ...]: draw each call's inputs on the device from its seed, call the model,
             digest every output chunk (ch20.digest), synchronize, reply with the digests. The parent's clock
             around this request and its reply is the timing; the digests commit the outputs before it stops.
-    export  call j, chunks (all when null), and a memfd: write those output bytes into it, reply with the
-            digests of the call's inputs after the call (in-place modification shows there).
-    check   (reference child only) a call, what the candidate committed and a sealed memfd with its bytes:
-            recompute the digests of the bytes and compare them, and their values, with this child's own
-            output for the same inputs.
+    export  [[call, chunks], ...] and a memfd: write those output chunks into it, one after another, and
+            reply with the digests of each call's inputs after the call (in-place modification shows there).
+    check   (reference child only) calls, what the candidate committed for each and a sealed memfd with
+            its bytes: recompute the digests of the bytes and compare them, and their values, with this
+            child's own output for the same inputs.
     stop
 
 Replies are repr() lines (parsed with ast.literal_eval, never unpickled) with a nonce; the parent treats
@@ -91,7 +91,7 @@ class Runner:
         self.method = digest.pick_method(self.device)
         tol = getattr(problem, "TOLERANCE", None)
         self.problem_tolerance = tuple(tol) if tol else None
-        self.held: list = []   # (inputs, output tensors) of the last batch, for export
+        self.batches: dict = {}   # batch id -> [(inputs, output tensors)]: the last two batches, for export
         self.probe_buf = None
         self.probe_min = None
 
@@ -147,9 +147,11 @@ class Runner:
                 return {"quiet": False, "waited_s": time.perf_counter() - started, "probe_s": times[-1],
                         "probe_min_s": self.probe_min}
 
-    def batch(self, calls, probe: bool = False, finite: bool = False):
+    def batch(self, calls, probe: bool = False, finite: bool = False, batch_id: int = 0):
         quiet = self.quiet() if probe else {}
-        self.held = []
+        for old in [k for k in self.batches if k < batch_id - 1 or k == batch_id]:
+            del self.batches[old]
+        self.held = self.batches[batch_id] = []
         metas = []
         with self.torch.no_grad():
             for i, (seed, dist) in enumerate(calls):
@@ -170,33 +172,49 @@ class Runner:
         self.sync()   # device-wide: work left on side streams ends inside the parent's timed request
         self.chan.send("batch", calls=metas, quiet=quiet)
 
-    def export(self, j: int, chunks, fd: int):
-        xs, tensors = self.held[j]
+    def export(self, items, fd: int):
+        """items: [[batch, call, chunks], ...]: those chunks of those outputs, one after another, into fd."""
         size = os.fstat(fd).st_size
         mm = mmap.mmap(fd, size) if size else None
-        pos = 0
-        for ti, ci in chunks:
-            raw = self.digest.tensor_bytes(tensors[ti])[ci * self.digest.CHUNK_BYTES:(ci + 1) * self.digest.CHUNK_BYTES]
-            n = raw.numel()
-            if n:
-                dst = self.torch.frombuffer(mm, dtype=self.torch.uint8, count=n, offset=pos)
-                dst.copy_(raw)
-                del dst
-            pos += n
+        pos, inputs = 0, []
+        cb = self.digest.CHUNK_BYTES
+        for b, j, chunks in items:
+            xs, tensors = self.batches[b][j]
+            for ti, ci in chunks:
+                raw = self.digest.tensor_bytes(tensors[ti])[ci * cb:(ci + 1) * cb]
+                n = raw.numel()
+                if n:
+                    dst = self.torch.frombuffer(mm, dtype=self.torch.uint8, count=n, offset=pos)
+                    dst.copy_(raw)
+                    del dst
+                pos += n
+            inputs.append(self.input_digests(xs))
         if mm is not None:
             mm.close()
         os.close(fd)
-        self.chan.send("exported", nbytes=pos, input_digests=self.input_digests(xs))
+        self.chan.send("exported", nbytes=pos, input_digests=inputs)
 
-    def check(self, seed, dist, committed: dict, chunks, fd: int):
+    def check(self, items, fd: int):
+        """items: [{seed, dist, committed, chunks}, ...] in the order their bytes lie in fd."""
         from ch20.checking import check_exported
-        with self.torch.no_grad():
-            xs = self.inputs(seed, dist)
-            drawn = self.input_digests(xs)
-            structure, tensors = self.flatten(self.model(*xs))
-        result = check_exported(self, xs, drawn, structure, tensors, committed, chunks, fd)
-        del xs, tensors
-        self.chan.send("checked", **result)
+        size = os.fstat(fd).st_size
+        mm = mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else None
+        results, pos = [], 0
+        try:
+            for item in items:
+                with self.torch.no_grad():
+                    xs = self.inputs(item["seed"], item["dist"])
+                    drawn = self.input_digests(xs)
+                    structure, tensors = self.flatten(self.model(*xs))
+                result, pos = check_exported(self, drawn, structure, tensors, item["committed"], item["chunks"], mm, pos)
+                results.append(result)
+                del xs, tensors
+                if not result["ok"]:
+                    break
+        finally:
+            if mm is not None:
+                mm.close()
+        self.chan.send("checked", results=results, consumed=pos, size=size)
 
 
 def main() -> None:
@@ -244,15 +262,15 @@ def main() -> None:
         cmd, fds = chan.command()
         try:
             if cmd["cmd"] == "batch":
-                runner.batch(cmd["calls"], cmd.get("probe", False), cmd.get("finite", False))
+                runner.batch(cmd["calls"], cmd.get("probe", False), cmd.get("finite", False), cmd.get("id", 0))
             elif cmd["cmd"] == "anchor":   # the output's digests under a fixed key: a certificate's anchor
                 runner.key = (0, 0)
                 runner.batch([cmd["call"]])
                 runner.key = tuple(cfg["digest_key"])
             elif cmd["cmd"] == "export":
-                runner.export(cmd["call"], cmd["chunks"], fds[0])
+                runner.export(cmd["items"], fds[0])
             elif cmd["cmd"] == "check" and cfg["role"] == "reference":
-                runner.check(cmd["seed"], cmd["dist"], cmd["committed"], cmd["chunks"], fds[0])
+                runner.check(cmd["items"], fds[0])
             else:
                 break
         except BaseException as exc:  # noqa: B036

@@ -166,7 +166,10 @@ class Child:
         """Ask it to stop, wait briefly (within the deadline), then make sure nothing of it is left."""
         if self.frozen:
             self.thaw()
-        self.send({"cmd": "stop"})
+        try:
+            self.send({"cmd": "stop"})
+        except ChildTimeout:
+            pass
         try:
             self.proc.wait(timeout=max(0.1, min(grace_s, self.deadline - time.monotonic())))
         except subprocess.TimeoutExpired:

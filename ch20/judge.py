@@ -1,12 +1,14 @@
 """Judging one candidate against a live reference: interleaved, parent-timed rounds with checked outputs.
 
 Each round the parent draws fresh seeds for N calls (every call its own input contents), and times, with
-its own clock around request and reply, one batch of those calls in the reference child and one in the
-candidate child, in a random order. The candidate is frozen (SIGSTOP, with everything it started) except
+its own clock around request and reply, batches of those calls in the reference child and in the
+candidate child, in the order RCCR or CRRC (at random). The candidate is frozen (SIGSTOP, with everything it started) except
 while it runs its own batch or exports, so it cannot load the machine while the reference is timed. After
-its batch, the parent picks calls at random and has their outputs exported (into a memfd it then seals)
-and checked in the reference child against the digests committed when the batch ended and against the
-reference's own output. The first rounds cover every declared distribution and check whole outputs.
+its batch the parent has outputs exported (into a memfd it then seals) and checked in the reference child
+against the digests committed when the batch ended and against the reference's own output: every call of
+every batch, whole, while outputs are at most FULL_CHECK_BYTES; above that one call per batch, chosen at
+random after the batch, by SAMPLED_CHUNKS random chunks, and whole in the first rounds (one per declared
+distribution).
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ from ch20.session import Reference, child_config, nbytes
 
 FULL_CHECK_BYTES = 256 << 20   # outputs up to this size are checked whole; larger ones by sampled chunks
 SAMPLED_CHUNKS = 16
-CHECKS_PER_BATCH = 4
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 
@@ -80,20 +81,20 @@ class Judge:
         self.cand.freeze()
         return ready
 
-    def _time_reference(self, calls) -> tuple[float, list]:
+    def _time_reference(self, calls, batch_id: int) -> tuple[float, list]:
         t0 = time.perf_counter()
-        self.ref.child.send({"cmd": "batch", "calls": calls, "probe": self.ref.device == "cuda"})
+        self.ref.child.send({"cmd": "batch", "calls": calls, "probe": self.ref.device == "cuda", "id": batch_id})
         msg = _reply(self.ref.child, "reference", "batch", "the reference's batch")
         took = time.perf_counter() - t0
         if msg.get("quiet") and not msg["quiet"].get("quiet", True):
             self.quiet_failures += 1
         return took, _calls_meta(msg, len(calls))
 
-    def _time_candidate(self, calls) -> tuple[float, list]:
+    def _time_candidate(self, calls, batch_id: int) -> tuple[float, list]:
         self.cand.thaw()
         cpu0 = self.cand.cpu_seconds()
         t0 = time.perf_counter()
-        self.cand.send({"cmd": "batch", "calls": calls})
+        self.cand.send({"cmd": "batch", "calls": calls, "id": batch_id})
         msg = _reply(self.cand, "candidate", "batch", "its timed batch")
         took = time.perf_counter() - t0
         self.cand.freeze()
@@ -109,50 +110,67 @@ class Judge:
         picked = self.rng.sample(every[:-1], SAMPLED_CHUNKS - 1) + [every[-1]]   # the ragged last chunk always
         return sorted(picked)
 
-    def _check(self, call, meta: dict, ref_meta: dict, j: int, full: bool) -> None:
-        seed, dist = call
-        if (meta["structure"], meta["shapes"], meta["dtypes"]) != (ref_meta["structure"], ref_meta["shapes"],
-                                                                  ref_meta["dtypes"]):
-            if meta["structure"] != ref_meta["structure"]:
-                why = f"returned {describe(meta['structure'])}, the reference {describe(ref_meta['structure'])}"
-            elif meta["shapes"] != ref_meta["shapes"]:
-                why = f"shape {[tuple(s) for s in meta['shapes']]} != reference {[tuple(s) for s in ref_meta['shapes']]}"
-            else:
-                why = f"dtype {meta['dtypes']} != reference {ref_meta['dtypes']}"
-            self._fail(dist, why)
+    def _precheck(self, dist: str, meta: dict, ref_meta: dict) -> None:
+        """Structure, shapes, dtypes and chunk counts against the reference's, before anything is exported."""
+        if meta["structure"] != ref_meta["structure"]:
+            self._fail(dist, f"returned {describe(meta['structure'])}, the reference {describe(ref_meta['structure'])}")
+        if meta["shapes"] != ref_meta["shapes"]:
+            self._fail(dist, f"shape {[tuple(s) for s in meta['shapes']]} != reference "
+                             f"{[tuple(s) for s in ref_meta['shapes']]}")
+        if meta["dtypes"] != ref_meta["dtypes"]:
+            self._fail(dist, f"dtype {meta['dtypes']} != reference {ref_meta['dtypes']}")
         if [len(d) for d in meta["digests"]] != [len(d) for d in ref_meta["digests"]]:
             raise ForgedMessage("a commitment with the wrong number of chunk digests")
-        chunks = self._chunks(meta, full)
-        sizes = [nbytes([s], [d]) for s, d in zip(meta["shapes"], meta["dtypes"], strict=True)]
-        total = sum(min(4 << 20, sizes[ti] - ci * (4 << 20)) for ti, ci in chunks)
+
+    def _check(self, batches: list, picked: list[tuple[int, int]], full: bool) -> None:
+        """Export the picked (batch, call) outputs into one memfd, seal it, and have the reference check them.
+        batches: [(batch id, calls, candidate metas, reference metas)]."""
+        items = []
+        for bi, j in picked:
+            _, calls, metas, ref_metas = batches[bi]
+            self._precheck(calls[j][1], metas[j], ref_metas[j])
+            items.append((bi, j, self._chunks(metas[j], full)))
+        total = 0
+        for bi, j, chunks in items:
+            metas = batches[bi][2]
+            sizes = [nbytes([s], [d]) for s, d in zip(metas[j]["shapes"], metas[j]["dtypes"], strict=True)]
+            total += sum(min(4 << 20, sizes[ti] - ci * (4 << 20)) for ti, ci in chunks)
         fd = os.memfd_create("ch20-export", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
             os.ftruncate(fd, total)
             self.cand.thaw()
-            self.cand.send({"cmd": "export", "call": j, "chunks": chunks}, (fd,))
-            exported = _reply(self.cand, "candidate", "exported", "the export of a timed call's output")
+            self.cand.send({"cmd": "export", "items": [[batches[bi][0], j, chunks] for bi, j, chunks in items]}, (fd,))
+            exported = _reply(self.cand, "candidate", "exported", "the export of timed calls' outputs")
             self.cand.freeze()
             try:
                 fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)   # from here on nobody can change these bytes
             except OSError as exc:
-                raise Rejected("it kept the exported output writable after replying (a mapping or a writer "
+                raise Rejected("it kept the exported outputs writable after replying (a mapping or a writer "
                                f"left open: {exc.strerror})", tampered=True) from exc
-            committed = {"structure": meta["structure"], "shapes": meta["shapes"], "dtypes": meta["dtypes"],
-                         "digests": meta["digests"], "input_digests": exported.get("input_digests")}
-            self.ref.child.send({"cmd": "check", "seed": seed, "dist": dist, "committed": committed, "chunks": chunks},
-                                (fd,))
-            result = _reply(self.ref.child, "reference", "checked", "checking an output")
+            inputs = exported.get("input_digests")
+            if not isinstance(inputs, list) or len(inputs) != len(items):
+                raise ForgedMessage("an export reply without the input digests of every call")
+            check = [{"seed": batches[bi][1][j][0], "dist": batches[bi][1][j][1], "chunks": chunks,
+                      "committed": {**{k: batches[bi][2][j][k] for k in ("structure", "shapes", "dtypes", "digests")},
+                                    "input_digests": inputs[i]}} for i, (bi, j, chunks) in enumerate(items)]
+            self.ref.child.send({"cmd": "check", "items": check}, (fd,))
+            results = _reply(self.ref.child, "reference", "checked", "checking outputs")["results"]
         finally:
             os.close(fd)
-        if not result.get("reference_finite", True):
-            from ch20.problem import ProblemError
-            raise ProblemError(f"the reference gives NaN/Inf on {dist!r} inputs")
-        row = {"distribution": dist, "ok": bool(result["ok"]), "whole": full or len(chunks) == sum(map(len, meta["digests"])),
-               "max_abs_err": float(result["max_abs_err"]), "rel_l2_err": float(result["rel_l2_err"]),
-               "reason": result["reason"]}
-        self.checked.append(row)
-        if not row["ok"]:
-            self._fail(dist, result["reason"], tampered="digest it committed" in result["reason"])
+        for (bi, j, chunks), result in zip(items, results, strict=False):
+            dist, metas = batches[bi][1][j][1], batches[bi][2]
+            if not result.get("reference_finite", True):
+                from ch20.problem import ProblemError
+                raise ProblemError(f"the reference gives NaN/Inf on {dist!r} inputs")
+            row = {"distribution": dist, "ok": bool(result["ok"]),
+                   "whole": len(chunks) == sum(map(len, metas[j]["digests"])),
+                   "max_abs_err": float(result["max_abs_err"]), "rel_l2_err": float(result["rel_l2_err"]),
+                   "reason": result["reason"]}
+            self.checked.append(row)
+            if not row["ok"]:
+                self._fail(dist, result["reason"], tampered="digest it committed" in result["reason"])
+        if len(results) != len(items):
+            raise ForgedMessage("the reference checked fewer calls than were exported")
 
     def _fail(self, dist: str, why: str, tampered: bool = False) -> None:
         self.verdict["trials"] = self.checked
@@ -165,24 +183,37 @@ class Judge:
         n = self.ref.calls_per_batch
         whole_rounds = max(self.ref.trials, len(dists)) + 1
         for r in range(self.rounds):
-            if r < whole_rounds:   # warm-up, then one distribution per round, every checked output whole
-                calls = [[secrets.randbits(31), dists[(r - 1) % len(dists)]] for _ in range(n)]
-            else:
-                calls = [[secrets.randbits(31), dists[(r + i) % len(dists)]] for i in range(n)]
+            def draw(k):
+                if r < whole_rounds:   # warm-up, then one distribution per round, every checked output whole
+                    return [[secrets.randbits(31), dists[(r - 1) % len(dists)]] for _ in range(n)]
+                return [[secrets.randbits(31), dists[(r + i + k) % len(dists)]] for i in range(n)]
+
+            # ABBA, each batch with new seeds: whichever side runs second finds shared library code warm;
+            # running both orders in every round cancels that (first-order) effect instead of leaving it to chance.
+            first, calls = draw(0), draw(1)
+            plan = (("R", first), ("C", first), ("C", calls), ("R", calls))
             if self.rng.random() < 0.5:
-                t_ref, ref_meta = self._time_reference(calls)
-                t_cand, cand_meta = self._time_candidate(calls)
-            else:
-                t_cand, cand_meta = self._time_candidate(calls)
-                t_ref, ref_meta = self._time_reference(calls)
+                plan = tuple((("C" if side == "R" else "R"), c) for side, c in plan)
+            t_ref = t_cand = 0.0
+            metas = {}
+            for k, (side, batch_calls) in enumerate(plan):
+                batch_id = 2 * r + (k in (2, 3))
+                if side == "R":
+                    took, metas[("R", batch_id)] = self._time_reference(batch_calls, batch_id)
+                    t_ref += took
+                else:
+                    took, metas[("C", batch_id)] = self._time_candidate(batch_calls, batch_id)
+                    t_cand += took
             if r:
                 self.times["reference"].append(t_ref)
                 self.times["candidate"].append(t_cand)
+            batches = [(2 * r, first, metas[("C", 2 * r)], metas[("R", 2 * r)]),
+                       (2 * r + 1, calls, metas[("C", 2 * r + 1)], metas[("R", 2 * r + 1)])]
             big = self.ref.out_bytes > FULL_CHECK_BYTES
-            k = 1 if big else min(n, CHECKS_PER_BATCH)
-            for j in sorted(self.rng.sample(range(n), k)):
-                self._check(calls[j], cand_meta[j], ref_meta[j], j, full=(0 < r < whole_rounds) or not big)
-        return paired_speedup(self.times["reference"], self.times["candidate"], n)
+            every = [(bi, j) for bi in range(2) for j in range(n)]
+            picked = self.rng.sample(every, 1) if big else every   # small: every call of both batches, whole
+            self._check(batches, picked, full=(0 < r < whole_rounds) or not big)
+        return paired_speedup(self.times["reference"], self.times["candidate"], 2 * n)
 
     def close(self) -> None:
         self.cand.finish(grace_s=2)

@@ -43,7 +43,7 @@ mount -o remount,bind,ro "$repo"
 work=$(mktemp -d /tmp/ch20-work.XXXXXX)
 chmod 0777 "$work"
 cd "$work"
-exec "$@"
+"$@"   # not exec: this shell stays PID 1, so the candidate is an ordinary process (signals it sends itself work)
 """
 
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from ch20._child import main; main()")

@@ -96,6 +96,7 @@ def nbytes(shapes: list, dtypes: list) -> int:
 
 def run_reference(problem: Problem, *, device: str, size: str, trials: int = 5, threads: int = 1,
                   timeout: float = 600.0, batch_target_s: float | None = None) -> Reference:
+    """Start the reference child and calibrate; raises ProblemError when the reference itself fails."""
     if trials < 1:
         raise UsageError("--trials must be at least 1")
     if threads < 1:
