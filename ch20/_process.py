@@ -40,6 +40,16 @@ def _become_subreaper() -> None:
         pass
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the verifier dies, so a killed verifier leaves no child holding
+    the device (PR_SET_PDEATHSIG; unshare --kill-child passes it on into the namespace)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 class ChildTimeout(Exception):
     pass
 
@@ -76,7 +86,7 @@ class Child:
         with _LIVE_LOCK:
             self.proc = subprocess.Popen(sandbox.boot_command(sandboxed), stdin=subprocess.DEVNULL, stdout=self.log_fd,
                                          stderr=self.log_fd, pass_fds=(child_sock.fileno(),), start_new_session=True,
-                                         cwd=cwd, env=env)
+                                         cwd=cwd, env=env, preexec_fn=_die_with_parent)
             _LIVE.add(self.proc.pid)
         child_sock.close()
         self.send({**config, "nonce": self.nonce})

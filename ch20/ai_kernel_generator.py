@@ -53,7 +53,7 @@ def _best(history: list[Attempt]) -> Attempt | None:
 def run_loop(problem_path: Path, generator: str, *, max_iters: int = 5, budget_min: float = 15.0,
              target_speedup: float = 2.0, device: str = "auto", out: Path | None = None, trials: int = 5,
              timeout: float = 300.0, min_speedup: float = 1.0, batch: int = 4, seed: int = 0,
-             generator_options: dict | None = None, log=print) -> dict:
+             generator_options: dict | None = None, log=print, rounds: int = 16) -> dict:
     started = time.monotonic()
     problem = load_problem(problem_path)
     try:
@@ -71,13 +71,13 @@ def run_loop(problem_path: Path, generator: str, *, max_iters: int = 5, budget_m
     try:
         return _loop(problem, generator, gen, reference, ctx, started, max_iters=max_iters, budget_min=budget_min,
                      target_speedup=target_speedup, dev=dev, size=size, out=out, trials=trials, timeout=timeout,
-                     min_speedup=min_speedup, log=log)
+                     min_speedup=min_speedup, log=log, rounds=rounds)
     finally:
         reference.close()
 
 
 def _loop(problem, generator, gen, reference, ctx, started, *, max_iters, budget_min, target_speedup, dev, size, out,
-          trials, timeout, min_speedup, log) -> dict:
+          trials, timeout, min_speedup, log, rounds) -> dict:
     log(f"reference (PyTorch eager) on {reference.hardware.get('name')}: {reference.calls_per_batch} calls per timed batch")
     ctx.input_shapes = [list(x.shape) for x in problem.make_inputs(size, 0, "normal") if hasattr(x, "shape")] \
         if dev == "cpu" else []
@@ -112,7 +112,8 @@ def _loop(problem, generator, gen, reference, ctx, started, *, max_iters, budget
                 if prop.source:
                     path = Path(tmp) / f"iter{it:02d}_{j}.py"
                     path.write_text(prop.source)
-                    verdict = verify(problem, path, reference=reference, timeout=timeout, min_speedup=min_speedup)
+                    verdict = verify(problem, path, reference=reference, timeout=timeout, min_speedup=min_speedup,
+                                     rounds=rounds)
                 else:
                     verdict = _no_code_verdict(prop.note)
                 attempt = Attempt(it, prop, verdict, reward_from_verdict(verdict))
@@ -158,7 +159,7 @@ def _loop(problem, generator, gen, reference, ctx, started, *, max_iters, budget
         kernel.write_text(best.proposal.source)
         log(f"best: {best.proposal.label}, {best.verdict.get('speedup', 0):.3g}x; verifying it again from scratch")
         final = verify(problem, kernel, device=dev, size=size, trials=trials, timeout=timeout,
-                       min_speedup=min_speedup)
+                       min_speedup=min_speedup, rounds=rounds)
         log(summary(final))
         result["best"] = {"label": best.proposal.label, "params": best.proposal.params, "iteration": best.iteration,
                           "speedup_in_loop": best.verdict.get("speedup")}
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--out", type=Path, help="default ch20/runs/<problem>-<generator>-<device>")
     p.add_argument("--trials", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=16, help="timed rounds per verification")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per verification")
     p.add_argument("--batch", type=int, default=4, help="search: candidates per iteration")
     p.add_argument("--seed", type=int, default=0, help="search: its random choices (inputs stay secret)")
@@ -204,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.max_iters < 1 or args.trials < 1 or args.batch < 1:
         p.error("--max-iters, --trials and --batch must be at least 1")
+    if args.rounds < 2:
+        p.error("--rounds must be at least 2")
     if args.request_timeout <= 0 or args.retries < 0:
         p.error("--request-timeout must be positive and --retries at least 0")
     options = {"base_url": args.base_url, "model": args.model, "api_key": args.api_key,
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_loop(args.problem, args.generator, max_iters=args.max_iters, budget_min=args.budget_min,
                           target_speedup=args.target_speedup, device=args.device, out=args.out, trials=args.trials,
                           timeout=args.timeout, min_speedup=args.min_speedup, batch=args.batch, seed=args.seed,
-                          generator_options=options)
+                          generator_options=options, rounds=args.rounds)
     except (UsageError, ProblemError, GeneratorError) as exc:
         print(f"ch20.ai_kernel_generator: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -60,17 +60,25 @@ def _calls_meta(msg: dict, n: int) -> list[dict]:
     return calls
 
 
+def start_candidate(problem, device: str, size: str, dtype: str, model_seed: int, key: tuple[int, int], threads: int,
+                    source: str, name: str, deadline: float) -> Child:
+    """The sandboxed candidate child (it may start while the reference child is still calibrating)."""
+    cfg = child_config("candidate", problem, device, size, dtype, model_seed, key, threads,
+                       candidate_source=source, candidate_file=f"<candidate {name}>")
+    return Child(cfg, sandboxed=True, deadline=deadline, threads=threads)
+
+
 class Judge:
     def __init__(self, reference: Reference, candidate_source: str, candidate_name: str, verdict: dict,
-                 deadline: float, rounds: int):
+                 deadline: float, rounds: int, child: Child | None = None):
         self.ref, self.verdict, self.deadline = reference, verdict, deadline
         self.rounds = max(rounds, reference.trials, len(reference.distributions)) + 1   # +1: the warm-up round
         self.rng = random.Random(secrets.randbits(64))
-        cfg = child_config("candidate", reference.problem, reference.device, reference.size, reference.dtype,
-                           reference.model_seed, reference.digest_key, reference.threads,
-                           candidate_source=candidate_source, candidate_file=f"<candidate {candidate_name}>")
         reference.child.deadline = deadline
-        self.cand = Child(cfg, sandboxed=True, deadline=deadline, threads=reference.threads)
+        self.cand = child or start_candidate(reference.problem, reference.device, reference.size, reference.dtype,
+                                             reference.model_seed, reference.digest_key, reference.threads,
+                                             candidate_source, candidate_name, deadline)
+        self.cand.deadline = deadline
         self.checked: list[dict] = []
         self.times = {"reference": [], "candidate": []}
         self.cpu = {"seconds": 0.0, "wall": 0.0}

@@ -38,7 +38,7 @@ DISTRIBUTIONS = {
     "sparse": "half the elements exactly 0 and 1% of them x * 1000: edge values for activations",
     "rowwise": "every row its own scale (1e-2 to 1e3, rows in random order) and shift: a kernel that decides "
                "from some rows what to do with all of them",
-    "edge_rows": "a quarter of the rows constant, an eighth x 1e4: a normalization without eps, overflow",
+    "edge_rows": "a quarter of the rows constant (k/4), an eighth x 1e4: a normalization without eps, overflow",
     "neg_inf": "in a quarter of the rows, half the entries -inf (never a whole row): masked-softmax inputs",
 }
 
@@ -100,7 +100,10 @@ def apply_distribution(x: torch.Tensor, name: str, gen: torch.Generator) -> torc
     if name == "edge_rows":
         picked = _pick(n, 0.375, gen, dev)
         constant, huge = picked[: max(1, (picked.numel() * 2) // 3)], picked[max(1, (picked.numel() * 2) // 3):]
-        rows[constant] = (torch.randn(constant.numel(), 1, generator=gen, device=dev) * 10).expand(-1, rows.shape[1])
+        # k/4 for integer k: the row's sum and mean are exact, so an honest kernel gets x - mean = 0 exactly
+        # (a rounded mean would make every honest layernorm differ by rounding / sqrt(eps))
+        value = torch.randint(-40, 41, (constant.numel(), 1), generator=gen, device=dev).float() / 4
+        rows[constant] = value.expand(-1, rows.shape[1])
         rows[huge] = rows[huge] * 1e4
         return rows.reshape(x.shape)
     if name == "neg_inf":

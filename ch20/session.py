@@ -94,8 +94,14 @@ def nbytes(shapes: list, dtypes: list) -> int:
     return sum(math.prod(s) * torch.empty(0, dtype=getattr(torch, d)).element_size() for s, d in zip(shapes, dtypes, strict=True))
 
 
+def new_secrets() -> tuple[int, tuple[int, int]]:
+    """The model seed (both children build their model after seeding with it) and the digest key."""
+    return secrets.randbits(31), (secrets.randbits(29), secrets.randbits(29))
+
+
 def run_reference(problem: Problem, *, device: str, size: str, trials: int = 5, threads: int = 1,
-                  timeout: float = 600.0, batch_target_s: float | None = None) -> Reference:
+                  timeout: float = 600.0, batch_target_s: float | None = None,
+                  secrets_: tuple[int, tuple[int, int]] | None = None) -> Reference:
     """Start the reference child and calibrate; raises ProblemError when the reference itself fails."""
     if trials < 1:
         raise UsageError("--trials must be at least 1")
@@ -103,7 +109,7 @@ def run_reference(problem: Problem, *, device: str, size: str, trials: int = 5, 
         raise UsageError("--threads must be at least 1")
     deadline = time.monotonic() + timeout
     dtype = str(problem.dtype(size)).replace("torch.", "")
-    model_seed, key = secrets.randbits(31), (secrets.randbits(29), secrets.randbits(29))
+    model_seed, key = secrets_ or new_secrets()
     child = Child(child_config("reference", problem, device, size, dtype, model_seed, key, threads),
                   sandboxed=False, deadline=deadline, threads=threads)
     try:

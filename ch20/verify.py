@@ -22,10 +22,10 @@ from pathlib import Path
 
 from ch20 import sandbox
 from ch20._process import ChildTimeout, ForgedMessage
-from ch20.judge import Judge, Rejected
+from ch20.judge import Judge, Rejected, start_candidate
 from ch20.problem import Problem, ProblemError, load_problem, sha256_file
 from ch20.screen import screen
-from ch20.session import Reference, UsageError, run_reference
+from ch20.session import Reference, UsageError, new_secrets, run_reference
 from harness.device import pick_device
 
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -74,14 +74,16 @@ def _accept_or_reject(verdict: dict, judge: Judge, stats: dict) -> None:
                    f"the reference (95% interval {stats['speedup_ci'][0]:.3g}-{stats['speedup_ci'][1]:.3g}x)")
 
 
-def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadline: float, rounds: int) -> None:
+def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadline: float, rounds: int,
+                    child=None) -> None:
     """Run the candidate against the live reference and fill in the verdict; never raises for the candidate's
     sake (only a ProblemError about the reference itself)."""
     before = sandbox.import_path_state()
     judge = None
     with reference.lock:
         try:
-            judge = Judge(reference, candidate.read_text(errors="replace"), candidate.name, verdict, deadline, rounds)
+            judge = Judge(reference, candidate.read_text(errors="replace"), candidate.name, verdict, deadline, rounds,
+                          child)
             verdict["sandbox"] = dict(sandbox.probe()["layers"])
             ready = judge.start()
             verdict.update(compiled=True, stage="run")
@@ -185,15 +187,24 @@ def verify(problem: str | Path | Problem | None, candidate: str | Path, *, devic
     if syntax_error:
         verdict.update(reason=f"does not compile: {syntax_error}")
     else:
-        if own_reference:
-            reference = run_reference(problem, device=dev, size=size, trials=trials, threads=threads,
-                                      timeout=max(1.0, deadline - time.monotonic()))
+        child = None
+        if own_reference:   # the candidate child starts (imports torch, builds its model) while the reference calibrates
+            secrets_ = new_secrets()
+            dtype = str(problem.dtype(size)).replace("torch.", "")
+            child = start_candidate(problem, dev, size, dtype, secrets_[0], secrets_[1], threads,
+                                    candidate.read_text(errors="replace"), candidate.name, deadline)
+            try:
+                reference = run_reference(problem, device=dev, size=size, trials=trials, threads=threads,
+                                          timeout=max(1.0, deadline - time.monotonic()), secrets_=secrets_)
+            except BaseException:
+                child.finish(grace_s=0)
+                raise
         try:
             verdict.update(tolerance=reference.tolerance(), hardware=reference.hardware, versions=reference.versions,
                            anchor=reference.anchor)
             verdict["provenance"].update(threads=reference.threads, digest=reference.digest_method,
                                          calls_per_batch=reference.calls_per_batch, loadavg_start=list(load_start))
-            judge_candidate(reference, candidate, verdict, deadline, rounds)
+            judge_candidate(reference, candidate, verdict, deadline, rounds, child)
         finally:
             if own_reference:
                 reference.close()
