@@ -64,6 +64,7 @@ class Child:
         self.nonce = secrets.token_hex(16)
         self.buf = b""
         self.frozen = False
+        self.closed = False
         self.log_fd = os.memfd_create("ch20-child-log", os.MFD_CLOEXEC)
         parent_sock, child_sock = socket.socketpair()
         self.sock = parent_sock
@@ -174,6 +175,9 @@ class Child:
 
     def finish(self, grace_s: float = 5.0) -> None:
         """Ask it to stop, wait briefly (within the deadline), then make sure nothing of it is left."""
+        if self.closed:
+            return
+        self.closed = True
         if self.frozen:
             self.thaw()
         try:

@@ -21,10 +21,11 @@ import time
 from ch20._process import Child, ForgedMessage
 from ch20.checking import describe
 from ch20.pairing import paired_speedup
-from ch20.session import Reference, child_config, nbytes
+from ch20.session import BATCH_TARGET_S, Reference, child_config, nbytes
 
 FULL_CHECK_BYTES = 256 << 20   # outputs up to this size are checked whole; larger ones by sampled chunks
 SAMPLED_CHUNKS = 16
+TIMING_BUDGET_S = {"cpu": 8.0, "cuda": 8.0}   # timed batches beyond the minimum rounds stop after this much
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 
@@ -72,7 +73,7 @@ class Judge:
     def __init__(self, reference: Reference, candidate_source: str, candidate_name: str, verdict: dict,
                  deadline: float, rounds: int, child: Child | None = None):
         self.ref, self.verdict, self.deadline = reference, verdict, deadline
-        self.rounds = max(rounds, reference.trials, len(reference.distributions)) + 1   # +1: the warm-up round
+        self.rounds = rounds + 1   # +1: the warm-up round
         self.rng = random.Random(secrets.randbits(64))
         reference.child.deadline = deadline
         self.cand = child or start_candidate(reference.problem, reference.device, reference.size, reference.dtype,
@@ -189,12 +190,17 @@ class Judge:
     def run(self) -> dict:
         dists = list(self.ref.distributions)
         n = self.ref.calls_per_batch
-        whole_rounds = max(self.ref.trials, len(dists)) + 1
-        for r in range(self.rounds):
+        big = self.ref.out_bytes > FULL_CHECK_BYTES
+        # Small outputs: the calls cycle through the distributions and every one is checked whole.
+        # Large ones: one distribution per round for the first rounds, whose checked call is compared whole.
+        whole_rounds = max(self.ref.trials, len(dists)) + 1 if big else 0
+        rounds = max(self.rounds, whole_rounds, 4)
+        spent = 0.0
+        for r in range(rounds):
             def draw(k):
-                if r < whole_rounds:   # warm-up, then one distribution per round, every checked output whole
+                if r < whole_rounds:
                     return [[secrets.randbits(31), dists[(r - 1) % len(dists)]] for _ in range(n)]
-                return [[secrets.randbits(31), dists[(r + i + k) % len(dists)]] for i in range(n)]
+                return [[secrets.randbits(31), dists[(2 * r * n + k * n + i) % len(dists)]] for i in range(n)]
 
             # ABBA, each batch with new seeds: whichever side runs second finds shared library code warm;
             # running both orders in every round cancels that (first-order) effect instead of leaving it to chance.
@@ -215,13 +221,19 @@ class Judge:
             if r:
                 self.times["reference"].append(t_ref)
                 self.times["candidate"].append(t_cand)
+            elif t_cand > 4 * t_ref and t_cand > 8 * BATCH_TARGET_S[self.ref.device]:
+                # a candidate much slower than the reference (an interpreter): shorter batches for both sides
+                n = max(1, int(n * 4 * BATCH_TARGET_S[self.ref.device] / t_cand))
+                self.verdict.setdefault("timing", {})["calls_per_batch_reduced_to"] = n
+            spent += t_ref + t_cand
             batches = [(2 * r, first, metas[("C", 2 * r)], metas[("R", 2 * r)]),
                        (2 * r + 1, calls, metas[("C", 2 * r + 1)], metas[("R", 2 * r + 1)])]
-            big = self.ref.out_bytes > FULL_CHECK_BYTES
-            every = [(bi, j) for bi in range(2) for j in range(n)]
+            every = [(bi, j) for bi in range(2) for j in range(len(batches[bi][1]))]
             picked = self.rng.sample(every, 1) if big else every   # small: every call of both batches, whole
             self._check(batches, picked, full=(0 < r < whole_rounds) or not big)
-        return paired_speedup(self.times["reference"], self.times["candidate"], 2 * n)
+            if r + 1 >= max(whole_rounds, 3) and spent > TIMING_BUDGET_S[self.ref.device]:
+                break   # a slow candidate (an interpreter) gets fewer rounds, and a wider interval says so
+        return paired_speedup(self.times["reference"], self.times["candidate"], 2 * n)   # n of the timed rounds
 
     def close(self) -> None:
         self.cand.finish(grace_s=2)

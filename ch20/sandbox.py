@@ -150,7 +150,14 @@ def _ppids() -> dict[int, int]:
 
 def descendants(pid: int, *, adopted: bool = True) -> list[int]:
     """pid and every process below it; with `adopted`, also orphans re-parented to this (subreaper)
-    process that are not among the children it started itself (an escaped daemon)."""
+    process that are not among the children it started itself (an escaped daemon). Holds the lock under
+    which children are started, so another thread's child, not yet registered, is never taken for one."""
+    from ch20._process import _LIVE_LOCK
+    with _LIVE_LOCK:
+        return _descendants(pid, adopted)
+
+
+def _descendants(pid: int, adopted: bool) -> list[int]:
     ppids = _ppids()
     kids: dict[int, list[int]] = {}
     for p, pp in ppids.items():

@@ -47,12 +47,14 @@ def _new_verdict(problem: Problem, candidate: Path, device: str, size: str, min_
 
 def _accept_or_reject(verdict: dict, judge: Judge, stats: dict) -> None:
     ref = judge.ref
+    reduced = (verdict.get("timing") or {}).get("calls_per_batch_reduced_to")
     verdict.update(correct=True, stage="done", trials=judge.checked, baseline_ms=stats["baseline_ms"],
                    candidate_ms=stats["candidate_ms"], speedup=stats["speedup"], speedup_ci=stats["speedup_ci"],
                    max_abs_err=max((t["max_abs_err"] for t in judge.checked), default=0.0),
                    rel_l2_err=max((t["rel_l2_err"] for t in judge.checked), default=0.0),
                    timing={"clock": "the verifier's perf_counter around each batch request and reply",
-                           "calls_per_batch": ref.calls_per_batch, "rounds": stats["rounds"], "noise": stats["noise"],
+                           "calls_per_batch": reduced or ref.calls_per_batch, "rounds": stats["rounds"],
+                           "noise": stats["noise"],
                            "ratios": stats["ratios"], "reference_batch_s": judge.times["reference"],
                            "candidate_batch_s": judge.times["candidate"], "calibration": ref.calibration})
     if ref.device == "cpu" and judge.cpu["wall"] > 0:
@@ -99,8 +101,8 @@ def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadli
                 verdict["correct"] = exc.correct
             elif verdict["stage"] == "run":
                 verdict["correct"] = False
-            if exc.correct is False and "does not compile" in str(exc):
-                verdict["compiled"] = verdict["stage"] == "run" and "import" not in detail[0]
+            if "does not compile" in str(exc):
+                verdict["compiled"] = False
             verdict.update(reason=str(exc), tampered=exc.tampered, stage=detail[0] or verdict["stage"])
             if len(detail) > 1 and detail[1].strip():
                 verdict["error"] = detail[1].strip()[-1500:]
@@ -116,8 +118,6 @@ def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadli
         finally:
             if judge is not None:
                 judge.close()
-    if verdict["accepted"] is False and "correct" in verdict and verdict["reason"].startswith("the verifier could not"):
-        verdict["correct"] = False
     changed = sandbox.import_path_changes(before, sandbox.import_path_state())
     if changed:
         verdict.update(accepted=False, tampered=True, reason=f"it wrote into Python's import path ({changed[0]}): "

@@ -103,7 +103,8 @@ def _cli(candidate: Path, tmp_path: Path, problem: Path = SOFTMAX) -> dict:
 
 def test_layernorm_without_eps_fails_on_constant_rows(tmp_path):
     v = _cli(CANDIDATES / "v2_layernorm_no_eps.py", tmp_path, LAYERNORM)
-    assert not v["correct"] and "edge_rows" in v["reason"] and "NaN/Inf" in v["reason"], v["reason"]
+    # NaN on constant rows (edge_rows), and off by eps/var on the rows of scale 1e-2 (rowwise): either catches it
+    assert not v["correct"] and ("edge_rows" in v["reason"] or "rowwise" in v["reason"]), v["reason"]
 
 
 def test_signals_reach_neither_the_verifier_nor_the_reference(tmp_path):
