@@ -76,6 +76,7 @@ class Judge:
         self.rounds = rounds + 1   # +1: the warm-up round
         self.rng = random.Random(secrets.randbits(64))
         reference.child.deadline = deadline
+        reference.checker.deadline = deadline
         self.cand = child or start_candidate(reference.problem, reference.device, reference.size, reference.dtype,
                                              reference.model_seed, reference.digest_key, reference.threads,
                                              candidate_source, candidate_name, deadline)
@@ -162,8 +163,8 @@ class Judge:
             check = [{"seed": batches[bi][1][j][0], "dist": batches[bi][1][j][1], "chunks": chunks,
                       "committed": {**{k: batches[bi][2][j][k] for k in ("structure", "shapes", "dtypes", "digests")},
                                     "input_digests": inputs[i]}} for i, (bi, j, chunks) in enumerate(items)]
-            self.ref.child.send({"cmd": "check", "items": check}, (fd,))
-            results = _reply(self.ref.child, "reference", "checked", "checking outputs")["results"]
+            self.ref.checker.send({"cmd": "check", "items": check}, (fd,))
+            results = _reply(self.ref.checker, "reference checker", "checked", "checking outputs")["results"]
         finally:
             os.close(fd)
         for (bi, j, chunks), result in zip(items, results, strict=False):
@@ -209,21 +210,24 @@ class Judge:
             if self.rng.random() < 0.5:
                 plan = tuple((("C" if side == "R" else "R"), c) for side, c in plan)
             t_ref = t_cand = 0.0
-            metas = {}
+            metas, each = {}, {"R": [], "C": []}
             for k, (side, batch_calls) in enumerate(plan):
                 batch_id = 2 * r + (k in (2, 3))
                 if side == "R":
                     took, metas[("R", batch_id)] = self._time_reference(batch_calls, batch_id)
                     t_ref += took
+                    each["R"].append(took)
                 else:
                     took, metas[("C", batch_id)] = self._time_candidate(batch_calls, batch_id)
                     t_cand += took
+                    each["C"].append(took)
             if r:
                 self.times["reference"].append(t_ref)
                 self.times["candidate"].append(t_cand)
-            elif t_cand > 4 * t_ref and t_cand > 8 * BATCH_TARGET_S[self.ref.device]:
-                # a candidate much slower than the reference (an interpreter): shorter batches for both sides
-                n = max(1, int(n * 4 * BATCH_TARGET_S[self.ref.device] / t_cand))
+            elif min(each["C"]) > 4 * max(each["R"]) and min(each["C"]) > 4 * BATCH_TARGET_S[self.ref.device]:
+                # a candidate much slower than the reference even after its first batch (an interpreter):
+                # shorter batches for both sides from now on
+                n = max(1, int(n * 2 * BATCH_TARGET_S[self.ref.device] / min(each["C"])))
                 self.verdict.setdefault("timing", {})["calls_per_batch_reduced_to"] = n
             spent += t_ref + t_cand
             batches = [(2 * r, first, metas[("C", 2 * r)], metas[("R", 2 * r)]),

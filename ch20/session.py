@@ -39,6 +39,7 @@ class Reference:
     threads: int
     trials: int
     child: Child = field(repr=False)
+    checker: Child | None = field(default=None, repr=False)   # a second reference process that judges exports
     hardware: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     digest_method: str = ""
@@ -64,6 +65,8 @@ class Reference:
 
     def close(self) -> None:
         self.child.finish(grace_s=2)
+        if self.checker is not None:
+            self.checker.finish(grace_s=2)
 
     def __del__(self):
         try:
@@ -110,12 +113,16 @@ def run_reference(problem: Problem, *, device: str, size: str, trials: int = 5, 
     deadline = time.monotonic() + timeout
     dtype = str(problem.dtype(size)).replace("torch.", "")
     model_seed, key = secrets_ or new_secrets()
-    child = Child(child_config("reference", problem, device, size, dtype, model_seed, key, threads),
-                  sandboxed=False, deadline=deadline, threads=threads)
+    cfg = child_config("reference", problem, device, size, dtype, model_seed, key, threads)
+    child = Child(cfg, sandboxed=False, deadline=deadline, threads=threads)
+    # The checks run in a second reference process: the timed one then does exactly what the candidate
+    # does between batches (nothing), so extra work cannot cost it scheduler share on a contended machine.
+    checker = Child(cfg, sandboxed=False, deadline=deadline, threads=threads)
     try:
         ready = expect(child.recv(), "ready", child, "reference")
+        expect(checker.recv(), "ready", checker, "reference checker")
         ref = Reference(problem=problem, device=device, size=size, dtype=dtype, model_seed=model_seed, digest_key=key,
-                        threads=threads, trials=trials, child=child, hardware=ready.get("hardware", {}),
+                        threads=threads, trials=trials, child=child, checker=checker, hardware=ready.get("hardware", {}),
                         versions=ready.get("versions", {}), digest_method=ready["digest"])
         # Every declared distribution once, untimed: the reference must stay finite on each.
         calls = [[secrets.randbits(31), d] for d in problem.distributions]
@@ -147,11 +154,16 @@ def run_reference(problem: Problem, *, device: str, size: str, trials: int = 5, 
                       "digests": meta["digests"], "shapes": meta["shapes"], "dtypes": meta["dtypes"]}
         return ref
     except ChildTimeout as exc:
-        child.finish(grace_s=0)
+        _finish(child, checker)
         raise ProblemError("the reference did not finish within --timeout: raise it") from exc
     except ForgedMessage as exc:
-        child.finish(grace_s=0)
+        _finish(child, checker)
         raise ProblemError(f"the reference child's replies are unreadable: {exc}") from exc
     except BaseException:
-        child.finish(grace_s=0)
+        _finish(child, checker)
         raise
+
+
+def _finish(*children: Child) -> None:
+    for c in children:
+        c.finish(grace_s=0)
