@@ -92,12 +92,14 @@ class Judge:
         return ready
 
     def _time_reference(self, calls, batch_id: int) -> tuple[float, list]:
+        if self.ref.device == "cuda":   # untimed: is work the frozen candidate left queued still running?
+            self.ref.child.send({"cmd": "quiet"})
+            if not _reply(self.ref.child, "reference", "quiet", "the device quiet check").get("quiet", True):
+                self.quiet_failures += 1
         t0 = time.perf_counter()
-        self.ref.child.send({"cmd": "batch", "calls": calls, "probe": self.ref.device == "cuda", "id": batch_id})
+        self.ref.child.send({"cmd": "batch", "calls": calls, "id": batch_id})
         msg = _reply(self.ref.child, "reference", "batch", "the reference's batch")
         took = time.perf_counter() - t0
-        if msg.get("quiet") and not msg["quiet"].get("quiet", True):
-            self.quiet_failures += 1
         return took, _calls_meta(msg, len(calls))
 
     def _time_candidate(self, calls, batch_id: int) -> tuple[float, list]:

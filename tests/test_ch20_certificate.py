@@ -21,7 +21,8 @@ def test_cli_accepts_writes_json_and_certificate_and_rechecks_it(tmp_path):
     shutil.copy(GOOD, tmp_path / "kernel.py")
     cert_path, json_path = tmp_path / "certificate.json", tmp_path / "verdict.json"
     done = run("--problem", str(PROBLEM), "--candidate", str(tmp_path / "kernel.py"), "--device", "cpu",
-               "--trials", "3", "--min-speedup", "0", "--json", str(json_path), "--save-certificate", str(cert_path))
+               "--trials", "3", "--rounds", "6", "--min-speedup", "0", "--json", str(json_path),
+               "--save-certificate", str(cert_path))
     assert done.returncode == 0, done.stdout + done.stderr
     verdict = json.loads(json_path.read_text())
     assert verdict["accepted"] and verdict["correct"] and verdict["compiled"]
