@@ -6,9 +6,9 @@ candidate child, in the order RCCR or CRRC (at random). The candidate is frozen 
 while it runs its own batch or exports, so it cannot load the machine while the reference is timed. After
 its batch the parent has outputs exported (into a memfd it then seals) and checked in the reference child
 against the digests committed when the batch ended and against the reference's own output: every call of
-every batch, whole, while outputs are at most FULL_CHECK_BYTES; above that one call per batch, chosen at
-random after the batch, by SAMPLED_CHUNKS random chunks, and whole in the first rounds (one per declared
-distribution).
+both batches, whole, while a round's outputs total at most FULL_CHECK_BYTES; above that one call per round,
+chosen at random after the batches, by SAMPLED_CHUNKS random chunks, and whole in the first rounds (one
+per declared distribution).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ch20.checking import describe
 from ch20.pairing import paired_speedup
 from ch20.session import BATCH_TARGET_S, Reference, child_config, nbytes
 
-FULL_CHECK_BYTES = 256 << 20   # outputs up to this size are checked whole; larger ones by sampled chunks
+FULL_CHECK_BYTES = 256 << 20   # rounds whose outputs total up to this are checked whole; others by sampled chunks
 SAMPLED_CHUNKS = 16
 TIMING_BUDGET_S = {"cpu": 8.0, "cuda": 8.0}   # timed batches beyond the minimum rounds stop after this much
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
@@ -193,7 +193,7 @@ class Judge:
     def run(self) -> dict:
         dists = list(self.ref.distributions)
         n = self.ref.calls_per_batch
-        big = self.ref.out_bytes > FULL_CHECK_BYTES
+        big = 2 * n * self.ref.out_bytes > FULL_CHECK_BYTES   # what checking every call of a round would move
         # Small outputs: the calls cycle through the distributions and every one is checked whole.
         # Large ones: one distribution per round for the first rounds, whose checked call is compared whole.
         whole_rounds = max(self.ref.trials, len(dists)) + 1 if big else 0
