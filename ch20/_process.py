@@ -68,7 +68,7 @@ class Child:
         self.log_fd = os.memfd_create("ch20-child-log", os.MFD_CLOEXEC)
         parent_sock, child_sock = socket.socketpair()
         self.sock = parent_sock
-        info = sandbox.probe() if sandboxed else {"prefix": [], "uid": os.getuid()}
+        info = sandbox.probe(config["device"]) if sandboxed else {"prefix": [], "uid": os.getuid()}
         namespaced = bool(info["prefix"]) and info["prefix"][0] == "unshare"
         self.workdir = None
         if namespaced:
@@ -85,7 +85,7 @@ class Child:
         env = sandbox.base_env(home, threads, extra)
         _become_subreaper()
         with _LIVE_LOCK:
-            self.proc = subprocess.Popen(sandbox.boot_command(sandboxed), stdin=subprocess.DEVNULL, stdout=self.log_fd,
+            self.proc = subprocess.Popen(sandbox.boot_command(sandboxed, config["device"]), stdin=subprocess.DEVNULL, stdout=self.log_fd,
                                          stderr=self.log_fd, pass_fds=(child_sock.fileno(),), start_new_session=True,
                                          cwd=cwd, env=env, preexec_fn=_die_with_parent)
             _LIVE.add(self.proc.pid)

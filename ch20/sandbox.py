@@ -47,10 +47,12 @@ cd "$work"
 """
 
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from ch20._child import main; main()")
-_PROBE = ("import sys; sys.path.insert(0, sys.argv[1]); import importlib.util as u; "
-          "open(u.find_spec('torch').origin).read(1); import ch20, harness; print('ok')")
+_PROBE = ("import sys, os, glob, stat; sys.path.insert(0, sys.argv[1]); import importlib.util as u; "
+          "open(u.find_spec('torch').origin).read(1); import ch20, harness; "
+          "[os.close(os.open(d, os.O_RDWR)) for d in glob.glob('/dev/nvidia*') "
+          " if sys.argv[2] == 'cuda' and stat.S_ISCHR(os.stat(d).st_mode)]; print('ok')")
 
-_probed: dict | None = None
+_probed: dict = {}
 
 
 def _try(cmd: list[str], cwd: str) -> tuple[bool, str]:
@@ -86,11 +88,11 @@ def _layer_prefix(ns: bool, drop_user: bool, userns: bool) -> list[str]:
     return prefix
 
 
-def probe() -> dict:
-    """Which layers work here (cached): {"prefix": [...], "layers": {layer: "applied" | "unavailable: why"}}."""
-    global _probed
-    if _probed is not None:
-        return _probed
+def probe(device: str = "cpu") -> dict:
+    """Which layers work here for a child on `device` (cached; on CUDA the sandboxed user must also open the
+    GPU's device files): {"prefix": [...], "layers": {layer: "applied" | "unavailable: why"}, "uid": ...}."""
+    if device in _probed:
+        return _probed[device]
     root = os.geteuid() == 0
     have = {tool: shutil.which(tool) for tool in ("unshare", "setpriv")}
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -104,7 +106,7 @@ def probe() -> dict:
     why = {}
     chosen = (False, False, False)
     for ns, drop, userns in candidates:
-        ok, err = _try(_layer_prefix(ns, drop, userns) + [sys.executable, "-I", "-c", _PROBE, str(REPO_ROOT)], cwd)
+        ok, err = _try(_layer_prefix(ns, drop, userns) + [sys.executable, "-I", "-c", _PROBE, str(REPO_ROOT), device], cwd)
         if ok:
             chosen = (ns, drop, userns)
             break
@@ -124,12 +126,12 @@ def probe() -> dict:
                                        ("a user namespace without capabilities instead" if userns else "runs as this user"))
     else:
         layers["unprivileged_user"] = "unavailable: " + (why.get((True, True)) or why.get((False, True)) or "no setpriv")
-    _probed = {"prefix": _layer_prefix(ns, drop, userns), "layers": layers, "uid": NOBODY if drop else os.getuid()}
-    return _probed
+    _probed[device] = {"prefix": _layer_prefix(ns, drop, userns), "layers": layers, "uid": NOBODY if drop else os.getuid()}
+    return _probed[device]
 
 
-def boot_command(sandboxed: bool) -> list[str]:
-    prefix = probe()["prefix"] if sandboxed else []
+def boot_command(sandboxed: bool, device: str = "cpu") -> list[str]:
+    prefix = probe(device)["prefix"] if sandboxed else []
     return prefix + [sys.executable, "-I", "-c", _BOOT, str(REPO_ROOT)]
 
 

@@ -86,7 +86,7 @@ def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadli
         try:
             judge = Judge(reference, candidate.read_text(errors="replace"), candidate.name, verdict, deadline, rounds,
                           child)
-            verdict["sandbox"] = dict(sandbox.probe()["layers"])
+            verdict["sandbox"] = dict(sandbox.probe(reference.device)["layers"])
             ready = judge.start()
             verdict.update(compiled=True, stage="run")
             verdict["provenance"].update(candidate_uid=ready.get("uid"), candidate_pid_inside=ready.get("pid"),
