@@ -1,59 +1,41 @@
-"""The verifier's child process: the only process that ever imports a candidate.
+"""A verifier child: the reference child runs only the problem; the candidate child is the only process
+that ever imports a candidate. Nothing either says is believed unless it can be checked.
 
-The parent writes one JSON line of configuration to stdin, holding a nonce; it is read here before any
-candidate code exists, and stdin is then moved off fd 0. Messages go back as JSON lines carrying the
-nonce, on a pipe the configuration names; tensors go back in files that the parent loads with
-``weights_only=True`` and judges in its own process, with its own torch, which no candidate has touched.
-Commands from the parent ("time" or "stop") arrive on the moved stdin.
+The parent sends one JSON line of configuration (sources as text: no file is read on a path the candidate
+could have replaced), then commands, on a Unix socket whose descriptor number is in CH20_CHANNEL_FD:
 
-Role "reference" imports only the problem; role "candidate" imports the problem and the candidate and,
-per trial, runs the candidate, then the reference, then the candidate again, with freed memory
-poisoned before each call. Timing uses clock and event functions bound before the candidate is
-imported, so replacing ``time.perf_counter`` or ``torch.cuda.Event.elapsed_time`` changes nothing here.
+    batch   [[seed, distribution], ...]: draw each call's inputs on the device from its seed, call the model,
+            digest every output chunk (ch20.digest), synchronize, reply with the digests. The parent's clock
+            around this request and its reply is the timing; the digests commit the outputs before it stops.
+    export  [[call, chunks], ...] and a memfd: write those output chunks into it, one after another, and
+            reply with the digests of each call's inputs after the call (in-place modification shows there).
+    check   (reference child only) calls, what the candidate committed for each and a sealed memfd with
+            its bytes: recompute the digests of the bytes and compare them, and their values, with this
+            child's own output for the same inputs.
+    stop
+
+Replies are repr() lines (parsed with ast.literal_eval, never unpickled) with a nonce; the parent treats
+any malformed reply as a rejection, and the nonce is only hygiene: code in this process can read it.
 """
 from __future__ import annotations
 
 import faulthandler
-import hashlib
 import json
+import linecache
+import mmap
 import os
+import socket
 import sys
 import time
 import traceback
+import types
 
-# Bound before any candidate code runs: a candidate that later replaces these names in their modules
-# changes the modules, not these objects.
-_clock = time.perf_counter
-_sha256 = hashlib.sha256
-_dumps = json.dumps
-_os_write = os.write
-_os_read = os.read
-_os_open = os.open
-_os_close = os.close
-# Messages and result files are encoded with repr (C code of builtin types, which no assignment can
-# replace) rather than json or torch.save, whose Python internals (json.JSONEncoder.encode,
-# torch.serialization._save, pickle.Pickler) a candidate can patch to rewrite results on their way out.
-_repr = repr
-_UNSET = object()  # "this timing set was never called", as opposed to a call that returned None
+_repr = repr  # a builtin's C code: replacing json or pickle internals does not change what is sent
 
 
-def _channel(msg_fd: int, cmd_fd: int, nonce: str):
-    """send(event, **fields) and command() -> str, with the nonce kept in this closure only."""
-    def send(event: str, **fields) -> None:
-        data = (_repr({"nonce": nonce, "event": event, **fields}) + "\n").encode()
-        while data:
-            data = data[_os_write(msg_fd, data):]
-
-    def command() -> str:
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = _os_read(cmd_fd, 1)
-            if not chunk:
-                return "stop"
-            line += chunk
-        return line.decode().strip()
-
-    return send, command
+def _summary(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return text
 
 
 def _tail(text: str, lines: int = 25) -> str:
@@ -62,344 +44,245 @@ def _tail(text: str, lines: int = 25) -> str:
 
 def _is_compile_error(exc: BaseException) -> bool:
     """Triton compiles at the first call: its errors mean "does not compile", not "runs but wrong"."""
-    names = {c.__name__ for c in type(exc).__mro__}
-    return bool(names & {"CompilationError", "CompileTimeAssertionFailure", "OutOfResources"})
+    return bool({c.__name__ for c in type(exc).__mro__} & {"CompilationError", "CompileTimeAssertionFailure",
+                                                            "OutOfResources"})
 
 
-class Trusted:
-    """The functions timing and snapshots rely on, captured before the candidate is imported."""
+class Channel:
+    def __init__(self, fd: int):
+        self.sock = socket.socket(fileno=fd)
+        self.buf = b""
+        self.nonce = ""
 
-    def __init__(self, torch, device):
-        self.torch = torch
-        self.cuda = device.type == "cuda"
-        self.device = device
-        self.no_grad = torch.no_grad
-        self.tensor_cls = torch.Tensor
-        self.to = torch.Tensor.to
-        self.clone = torch.Tensor.clone
-        self.detach = torch.Tensor.detach
-        self.contiguous = torch.Tensor.contiguous
-        self.reshape = torch.Tensor.reshape
-        self.view = torch.Tensor.view
-        self.uint8 = torch.uint8
-        self.numpy = torch.Tensor.numpy
-        self.data_of = torch.Tensor.data.__get__  # an alias whose writes do not bump the version counter
-        self.copy_ = torch.Tensor.copy_
-        self._equal = torch.equal
-        # Inside this context neither tensor subclasses nor TorchFunctionModes see the captured calls.
-        self.plain_torch = torch._C.DisableTorchFunction
-        self.dispatch_modes = torch._C._len_torch_dispatch_stack
-        if self.cuda:
-            ev = torch.cuda.Event
-            self.event_cls, self.record = ev, ev.record
-            self.elapsed = ev.elapsed_time
-            self.event_sync = ev.synchronize
-            self._sync = torch.cuda.synchronize
-            self.tensor_sum = torch.Tensor.sum
-            self.full = torch.full
+    def send(self, event: str, **fields) -> None:
+        self.sock.sendall((_repr({"nonce": self.nonce, "event": event, **fields}) + "\n").encode())
 
-    def equal(self, a, b) -> bool:
-        return a.dtype == b.dtype and a.shape == b.shape and bool(self._equal(a, b))
+    def command(self) -> tuple[dict, list[int]]:
+        fds: list[int] = []
+        while b"\n" not in self.buf:
+            data, got, _, _ = socket.recv_fds(self.sock, 1 << 16, 4)
+            if not data:
+                return {"cmd": "stop"}, fds
+            self.buf += data
+            fds += got
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line), fds
 
-    def sync(self) -> None:
-        if self.cuda:
-            self._sync(self.device)
 
-    def snapshot(self, out) -> tuple[object, list]:
-        """(structure, tensors): the output's shape of containers, and CPU copies of its tensors."""
-        if self.dispatch_modes():
-            raise RuntimeError("a TorchDispatchMode is active: it could fake what the verifier reads")
-        # Device-wide first: work a candidate left on a side stream is finished before its output is read,
-        # so the verdict does not depend on a race (the time of that work is inside the timed samples).
-        self.sync()
-        with self.plain_torch():
-            return self._snapshot(out)
+def load_source(source: str, filename: str, name: str) -> types.ModuleType:
+    """A module from source text (tracebacks still show its lines)."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    sys.modules[name] = module
+    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - this is the child's whole purpose
+    return module
 
-    def _snapshot(self, out) -> tuple[object, list]:
-        # Exact types only: a tensor subclass can run its real work lazily, when this snapshot touches it
-        # (after the timer stopped), so a subclass is rejected rather than unwrapped.
-        if type(out) is self.tensor_cls:
-            return "tensor", [self.clone(self.to(self.detach(out), "cpu"))]
-        if isinstance(out, self.tensor_cls):
+
+class Runner:
+    def __init__(self, torch, cfg, problem, model, chan):
+        from ch20 import digest
+        from ch20.problem import draw_inputs
+        self.torch, self.cfg, self.problem, self.model, self.chan = torch, cfg, problem, model, chan
+        self.digest, self.draw = digest, draw_inputs
+        self.device = torch.device(cfg["device"])
+        self.dtype = getattr(torch, cfg["dtype"])
+        self.key = tuple(cfg["digest_key"])
+        self.method = digest.pick_method(self.device)
+        tol = getattr(problem, "TOLERANCE", None)
+        self.problem_tolerance = tuple(tol) if tol else None
+        self.batches: dict = {}   # batch id -> [(inputs, output tensors)]: the last two batches, for export
+        self.probe_buf = None
+        self.probe_min = None
+
+    def sync(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def inputs(self, seed, dist):
+        return self.draw(self.problem.get_inputs, self.cfg["size"], self.dtype, seed, dist, self.device)
+
+    def flatten(self, out):
+        """(structure, tensors), exact types only: a subclass could compute lazily when read."""
+        t = self.torch
+        if type(out) is t.Tensor:
+            return "tensor", [out.detach()]
+        if isinstance(out, t.Tensor):
             raise TypeError(f"returned a tensor subclass ({type(out).__name__}); return a plain torch.Tensor")
         if type(out) in (tuple, list):
-            parts = [self._snapshot(o) for o in out]
-            return [type(out).__name__, [p[0] for p in parts]], [t for p in parts for t in p[1]]
+            parts = [self.flatten(o) for o in out]
+            return [type(out).__name__, [p[0] for p in parts]], [x for p in parts for x in p[1]]
         if type(out) is dict:
             keys = sorted(out)
-            parts = [self._snapshot(out[k]) for k in keys]
-            return ["dict", keys, [p[0] for p in parts]], [t for p in parts for t in p[1]]
+            parts = [self.flatten(out[k]) for k in keys]
+            return ["dict", keys, [p[0] for p in parts]], [x for p in parts for x in p[1]]
         raise TypeError(f"returned {type(out).__name__}; expected a tensor (or the reference's tuple/dict of them)")
 
-    def digest(self, x) -> str:
-        """The same fingerprint as ch20.problem.tensor_sha256, from captured functions."""
-        h = _sha256()
-        if isinstance(x, self.tensor_cls):
-            c = self.contiguous(self.to(self.detach(x), "cpu"))
-            h.update(f"{c.dtype}{tuple(c.shape)}".encode())
-            if c.numel():
-                h.update(self.numpy(self.view(self.reshape(c, -1), self.uint8)).tobytes())
-        else:
-            h.update(repr(x).encode())
-        return h.hexdigest()
+    def describe(self, tensors) -> dict:
+        return {"shapes": [list(x.shape) for x in tensors], "dtypes": [str(x.dtype).replace("torch.", "") for x in tensors]}
 
-    def save(self, path: str, obj) -> None:
-        """Write obj (dicts, lists, strings, numbers, plain CPU tensors) for verify.load_result: one line of
-        repr'd structure with each tensor as ("__tensor__", dtype, shape, offset, nbytes), then the raw bytes."""
-        blobs, size = [], [0]
+    def input_digests(self, xs) -> list:
+        return [self.digest.digests(x, self.key, self.method) if isinstance(x, self.torch.Tensor) else _repr(x)
+                for x in xs]
 
-        def pack(o):
-            if type(o) is self.tensor_cls:
-                c = self.contiguous(o)
-                raw = self.numpy(self.view(self.reshape(c, -1), self.uint8)).tobytes() if c.numel() else b""
-                blobs.append(raw)
-                size[0] += len(raw)
-                return ("__tensor__", str(c.dtype).replace("torch.", ""), list(c.shape), size[0] - len(raw), len(raw))
-            if type(o) is dict:
-                return {k: pack(v) for k, v in o.items()}
-            if type(o) in (list, tuple):
-                return [pack(v) for v in o]
-            return o
-
-        head = (_repr(pack(obj)) + "\n").encode()
-        fd = _os_open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            for data in [head, *blobs]:
-                while data:
-                    data = data[_os_write(fd, data):]
-        finally:
-            _os_close(fd)
-
-    def poison(self, sizes: list[int]) -> None:
-        """NaN in the freed blocks that outputs of these sizes would get next (CUDA caching allocator)."""
-        if self.cuda:
-            for nbytes in sizes:
-                if nbytes > 0:
-                    self.full(((nbytes + 3) // 4,), float("nan"), dtype=self.torch.float32, device=self.device)
-        else:  # glibc may hand a freed small block straight back; large ones come from fresh zeroed pages
-            for nbytes in sizes:
-                if 0 < nbytes <= 1 << 20:
-                    self.torch.full(((nbytes + 3) // 4,), float("nan"))
-
-    def measure(self, fn, cfg: dict, should_stop) -> dict:
-        """harness.timing.measure's method, on captured clocks; raw samples go to the parent."""
-        flush = None
-        if self.cuda and cfg["cold_l2"]:
-            props = self.torch.cuda.get_device_properties(self.device)
-            l2 = getattr(props, "L2_cache_size", 0) or 64 * 2**20
-            buf = self.torch.ones(2 * l2 // 4, dtype=self.torch.int32, device=self.device)
-            flush = lambda: self.tensor_sum(buf)  # noqa: E731  (a read, as the harness: no dirty lines to write back)
-        t0, calls = _clock(), 0
-        while calls < cfg["min_warmup_calls"] or _clock() - t0 < cfg["warmup_s"]:
-            fn()
-            calls += 1
-            self.sync()
-        warmup_s = _clock() - t0
-        reps = 1 if flush else max(1, min(1000, int(-(-cfg["min_sample_s"] // max(warmup_s / calls, 1e-9)))))
-        device_s, wall_s = [], []
-        started = _clock()
+    def quiet(self) -> dict:
+        """CUDA: wait (a little) until a small probe runs at its usual speed, so work another process left
+        queued on the device is not inside this child's timed batch; report whether it got there."""
+        if self.device.type != "cuda":
+            return {}
+        t = self.torch
+        if self.probe_buf is None:
+            self.probe_buf = t.ones(8 << 20, device=self.device)
+        started, times = time.perf_counter(), []
         while True:
-            if flush:
-                flush()
-            if self.cuda:
-                start, end = self.event_cls(enable_timing=True), self.event_cls(enable_timing=True)
-                w0 = _clock()
-                self.record(start)
-                for _ in range(reps):
-                    fn()
-                self.sync()  # device-wide: work left on side streams is inside the sample
-                self.record(end)
-                self.event_sync(end)
-                wall_s.append((_clock() - w0) / reps)
-                device_s.append(self.elapsed(start, end) / 1e3 / reps)
-            else:
-                w0 = _clock()
-                for _ in range(reps):
-                    fn()
-                wall_s.append((_clock() - w0) / reps)
-                device_s.append(wall_s[-1])
-            stop, converged = should_stop(device_s, _clock() - started, cfg["config"])
-            if stop:
-                break
-        return {"device_s": device_s, "wall_s": wall_s, "reps": reps, "warmup_calls": calls,
-                "warmup_s": warmup_s, "loop_s": _clock() - started, "converged": converged}
+            t0 = time.perf_counter()
+            self.probe_buf.sum()
+            self.sync()
+            times.append(time.perf_counter() - t0)
+            if self.probe_min is None and len(times) >= 10:
+                self.probe_min = min(times)
+            if self.probe_min is not None and times[-1] <= 1.5 * self.probe_min + 20e-6:
+                return {"quiet": True, "waited_s": time.perf_counter() - started}
+            if time.perf_counter() - started > 0.5:
+                return {"quiet": False, "waited_s": time.perf_counter() - started, "probe_s": times[-1],
+                        "probe_min_s": self.probe_min}
+
+    def batch(self, calls, probe: bool = False, finite: bool = False, batch_id: int = 0):
+        quiet = self.quiet() if probe else {}
+        for old in [k for k in self.batches if k < batch_id - 1 or k == batch_id]:
+            del self.batches[old]
+        self.held = self.batches[batch_id] = []
+        metas = []
+        with self.torch.no_grad():
+            for i, (seed, dist) in enumerate(calls):
+                try:
+                    xs = self.inputs(seed, dist)
+                    structure, tensors = self.flatten(self.model(*xs))
+                    meta = {"structure": structure, **self.describe(tensors),
+                            "in_bytes": sum(x.numel() * x.element_size() for x in xs if isinstance(x, self.torch.Tensor)),
+                            "digests": [self.digest.digests(x, self.key, self.method) for x in tensors]}
+                    if finite:   # asked only outside timed batches: is the reference finite on this distribution?
+                        meta["finite"] = all(bool(self.torch.isfinite(x).all()) for x in tensors if x.is_floating_point())
+                except BaseException as exc:  # noqa: B036 - a candidate's SystemExit is its failure too
+                    kind = "compile_error" if _is_compile_error(exc) else "runtime_error"
+                    self.chan.send(kind, stage="run", call=i, error=_tail(traceback.format_exc()), summary=_summary(exc))
+                    return
+                self.held.append((xs, tensors))
+                metas.append(meta)
+        self.sync()   # device-wide: work left on side streams ends inside the parent's timed request
+        self.chan.send("batch", calls=metas, quiet=quiet)
+
+    def export(self, items, fd: int):
+        """items: [[batch, call, chunks], ...]: those chunks of those outputs, one after another, into fd."""
+        size = os.fstat(fd).st_size
+        mm = mmap.mmap(fd, size) if size else None
+        pos, inputs = 0, []
+        cb = self.digest.CHUNK_BYTES
+        for b, j, chunks in items:
+            xs, tensors = self.batches[b][j]
+            for ti, ci in chunks:
+                raw = self.digest.tensor_bytes(tensors[ti])[ci * cb:(ci + 1) * cb]
+                n = raw.numel()
+                if n:
+                    dst = self.torch.frombuffer(mm, dtype=self.torch.uint8, count=n, offset=pos)
+                    dst.copy_(raw)
+                    del dst
+                pos += n
+            inputs.append(self.input_digests(xs))
+        if mm is not None:
+            mm.close()
+        os.close(fd)
+        self.chan.send("exported", nbytes=pos, input_digests=inputs)
+
+    def check(self, items, fd: int):
+        """items: [{seed, dist, committed, chunks}, ...] in the order their bytes lie in fd."""
+        from ch20.checking import check_exported
+        size = os.fstat(fd).st_size
+        mm = mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else None
+        results, pos = [], 0
+        try:
+            for item in items:
+                with self.torch.no_grad():
+                    xs = self.inputs(item["seed"], item["dist"])
+                    drawn = self.input_digests(xs)
+                    structure, tensors = self.flatten(self.model(*xs))
+                result, pos = check_exported(self, drawn, structure, tensors, item["committed"], item["chunks"], mm, pos)
+                results.append(result)
+                del xs, tensors
+                if not result["ok"]:
+                    break
+        finally:
+            if mm is not None:
+                mm.close()
+        self.chan.send("checked", results=results, consumed=pos, size=size)
 
 
-def _device_facts(torch, device) -> dict:
-    from harness.device import device_info, versions
-    return {"hardware": device_info(device), "versions": {**versions(), "cuda": torch.version.cuda}}
-
-
-def _peaks(torch, device, dtype) -> dict:
-    """Rates this GPU reaches with plain torch, measured here: the ceiling for the above-peak check."""
-    out = {}
-    x = torch.empty(256 * 2**20 // 4, dtype=torch.float32, device=device)
-    y = torch.empty_like(x)
-    a = torch.randn(4096, 4096, device=device).to(dtype if dtype in (torch.bfloat16, torch.float16) else torch.bfloat16)
-    for name, fn, amount in (("copy_gbps", lambda: y.copy_(x), 2 * x.numel() * 4 / 1e9),
-                             ("matmul_tflops", lambda: a @ a, 2 * 4096**3 / 1e12)):
-        for _ in range(3):
-            fn()
-        torch.cuda.synchronize(device)
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(10):
-            fn()
-        e.record()
-        e.synchronize()
-        out[name] = amount / (s.elapsed_time(e) / 10 / 1e3)
-    out["matmul_dtype"] = str(a.dtype)
-    return out
-
-
-def main() -> int:
-    faulthandler.enable()  # a segfaulting kernel leaves a Python traceback in the log for the feedback
-    cfg = json.loads(sys.stdin.readline())
-    nonce = cfg.pop("nonce")
-    cmd_fd = os.dup(0)  # commands keep coming on the old stdin; the candidate sees /dev/null as fd 0
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    send, command = _channel(cfg["msg_fd"], cmd_fd, nonce)
-    del nonce
-    if cfg["device"] == "cpu" and cfg.get("memory_bytes"):
-        import resource  # CUDA needs a huge virtual address space, so the limit is for CPU runs only
-        resource.setrlimit(resource.RLIMIT_AS, (cfg["memory_bytes"], cfg["memory_bytes"]))
-
+def main() -> None:
+    faulthandler.enable()   # a segfaulting kernel leaves a Python traceback in the log
+    chan = Channel(int(os.environ["CH20_CHANNEL_FD"]))
+    cfg, _ = chan.command()
+    chan.nonce = cfg.pop("nonce")
+    os.environ.pop("CH20_CHANNEL_FD", None)
     import torch
-
-    from ch20.problem import call_sized, load_module
-    from harness.timing import TimingConfig, should_stop
+    torch.set_num_threads(cfg["threads"])
+    from ch20.problem import call_sized
 
     device = torch.device(cfg["device"])
-    trusted = Trusted(torch, device)
-    dtype = getattr(torch, cfg["dtype"])
-    timing = {**cfg["timing"], "config": TimingConfig(**cfg["timing"])}
-    work = cfg["workdir"]
-    role = cfg["role"]
-
-    problem = load_module(cfg["problem"], "problem_under_test")
+    problem = load_source(cfg["problem_source"], cfg["problem_file"], "problem_under_test")
     init_inputs = list(call_sized(problem.get_init_inputs, cfg["size"]))
-    data = torch.load(os.path.join(work, "inputs.pt"), weights_only=True)
-    facts = json.loads(_dumps(_device_facts(torch, device), default=str)) if role == "reference" else {}
+    dtype = getattr(torch, cfg["dtype"])
 
     def build(cls):
-        torch.manual_seed(cfg["model_seed"])  # same seed before each: equal parameters in equal order
+        torch.manual_seed(cfg["model_seed"])  # the same seed before each: equal parameters in equal order
         return cls(*init_inputs).to(device=device, dtype=dtype).eval()
 
     stage = "import"
     try:
-        if role == "candidate":
-            module = load_module(cfg["candidate"], "candidate_under_test")
+        if cfg["role"] == "candidate":
+            module = load_source(cfg["candidate_source"], cfg["candidate_file"], "candidate_under_test")
             stage = "construct"
             if not hasattr(module, "ModelNew"):
                 raise AttributeError("the candidate defines no class ModelNew")
-            new = build(module.ModelNew)
-        ref = build(problem.Model)
-    except BaseException as exc:  # noqa: B036 - SystemExit from a candidate is a failure to import too
-        send("compile_error", stage=stage, error=_tail(traceback.format_exc()),
-             summary=f"{type(exc).__name__}: {exc}".splitlines()[0][:300] if str(exc) else type(exc).__name__)
-        return 0
-    send("ready", **facts)
-
-    def on_device(xs):
-        return [x.to(device) if isinstance(x, torch.Tensor) else x for x in xs]
-
-    sizes = cfg.get("poison_sizes", [])
-    results = []
-    stage = "run"
-    with trusted.no_grad():
-        if role == "reference":
-            for name in ("trials", "timing", "probe"):
-                group = data[name] if name != "probe" else [data["probe"]]
-                outs = []
-                for xs in group:
-                    structure, tensors = trusted.snapshot(ref(*on_device(xs)))
-                    outs.append({"structure": structure, "tensors": tensors})
-                results.append((name, outs))
-            trusted.save(os.path.join(work, "outputs.pt"), dict(results))
-            send("outputs", file="outputs.pt")
-            fn_model, rotation = ref, data["timing"]
+            model = build(module.ModelNew)
         else:
-            for i, xs in enumerate(data["trials"]):
-                xs = on_device(xs)
-                record = {}
+            model = build(problem.Model)
+    except BaseException as exc:  # noqa: B036 - SystemExit from a candidate is a failure to import too
+        chan.send("compile_error", stage=stage, error=_tail(traceback.format_exc()), summary=_summary(exc))
+        os._exit(0)
+    runner = Runner(torch, cfg, problem, model, chan)
+    facts = {}
+    if cfg["role"] == "reference":
+        from harness.device import device_info, versions
+        facts = json.loads(json.dumps({"hardware": device_info(device),
+                                       "versions": {**versions(), "cuda": torch.version.cuda}}, default=str))
+    if device.type == "cuda":
+        facts["free_bytes"] = torch.cuda.mem_get_info(device)[0]
+    chan.send("ready", digest=runner.method, threads=torch.get_num_threads(), uid=os.getuid(), pid=os.getpid(), **facts)
+    while True:
+        cmd, fds = chan.command()
+        try:
+            if cmd["cmd"] == "batch":
+                runner.batch(cmd["calls"], cmd.get("probe", False), cmd.get("finite", False), cmd.get("id", 0))
+            elif cmd["cmd"] == "quiet":   # untimed, before a timed reference batch on CUDA
+                chan.send("quiet", **runner.quiet())
+            elif cmd["cmd"] == "anchor":   # the output's digests under a fixed key: a certificate's anchor
+                runner.key = (0, 0)
+                runner.batch([cmd["call"]])
+                runner.key = tuple(cfg["digest_key"])
+            elif cmd["cmd"] == "export":
+                runner.export(cmd["items"], fds[0])
+            elif cmd["cmd"] == "check" and cfg["role"] == "reference":
+                runner.check(cmd["items"], fds[0])
+            else:
+                break
+        except BaseException as exc:  # noqa: B036
+            chan.send("runtime_error", stage=cmd.get("cmd"), error=_tail(traceback.format_exc()), summary=_summary(exc))
+        finally:
+            for fd in fds:
                 try:
-                    for key, model in (("before", new), ("ref", ref), ("after", new)):
-                        trusted.poison(sizes)
-                        who = "the reference" if key == "ref" else "the candidate"
-                        out = model(*xs)
-                        trusted.sync()
-                        record[key + "_structure"], record[key] = trusted.snapshot(out)
-                        del out
-                        record[key + "_inputs"] = [trusted.digest(x) for x in xs]
-                    # Keep the files small at full size: a repeat that is bitwise the first answer is not sent
-                    # twice (compared by a captured torch.equal on plain CPU copies), and the reference computed
-                    # here is sent for the first trial only (enough to see a torch the candidate changed).
-                    if record["after_structure"] == record["before_structure"] and all(
-                            trusted.equal(a, b) for a, b in zip(record["after"], record["before"], strict=True)):
-                        record["after"] = None
-                    if i > 0:
-                        record["ref"] = None
-                except BaseException as exc:  # noqa: B036
-                    kind = "compile_error" if _is_compile_error(exc) else "runtime_error"
-                    send(kind, stage="run", trial=i, who=who, error=_tail(traceback.format_exc()),
-                         summary=f"{type(exc).__name__}: {exc}".splitlines()[0][:300] if str(exc) else type(exc).__name__)
-                    return 0
-                results.append(record)
-                del xs
-            trusted.save(os.path.join(work, "outputs.pt"), {"trials": results})
-            send("outputs", file="outputs.pt")
-            if command() != "time":
-                return 0
-            fn_model, rotation = new, data["timing"]
-
-        sets = [on_device(xs) for xs in rotation]
-        last = [_UNSET] * len(sets)
-        counter = [0]
-
-        def call():
-            i = counter[0] % len(sets)
-            counter[0] += 1
-            last[i] = fn_model(*sets[i])
-
-        stage = "timing"
-        send("timing_start")
-        try:
-            raw = trusted.measure(call, timing, should_stop)
-        except BaseException as exc:  # noqa: B036
-            send("runtime_error", stage="timing", trial=None, who="timing", error=_tail(traceback.format_exc()),
-                 summary=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
-            return 0
-        send("timing_end")
-        try:
-            trusted.sync()
-            timed_outputs, canary = [], []
-            for out in last:  # what the timed calls themselves returned, judged by the parent too
-                structure, tensors = trusted.snapshot(out) if out is not _UNSET else (None, [])
-                timed_outputs.append({"structure": structure, "tensors": tensors})
-            if role == "candidate":
-                # The same input tensors (same id, data_ptr and version) with a trial's contents written into
-                # them: a kernel that caches its answer by input identity returns the stale one here.
-                for i, xs in enumerate(sets):
-                    for x, src in zip(xs, on_device(data["trials"][i % len(data["trials"])]), strict=True):
-                        if isinstance(x, trusted.tensor_cls):
-                            trusted.copy_(trusted.data_of(x), src)
-                    trusted.sync()
-                    structure, tensors = trusted.snapshot(fn_model(*xs))
-                    canary.append({"structure": structure, "tensors": tensors})
-        except BaseException as exc:  # noqa: B036
-            send("runtime_error", stage="timing", trial=None, who="timing", error=_tail(traceback.format_exc()),
-                 summary=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
-            return 0
-        trusted.save(os.path.join(work, "timed.pt"), {"timed": timed_outputs, "canary": canary})
-        peaks = _peaks(torch, device, dtype) if role == "reference" and trusted.cuda and cfg.get("peaks") else {}
-        send("timing", raw=raw, calls=counter[0], file="timed.pt", peaks=peaks)
-    send("done")
-    return 0
-
-
-if __name__ == "__main__":
-    code = main()
+                    os.close(fd)
+                except OSError:
+                    pass
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)  # skip interpreter teardown: a candidate's atexit hooks get no say after the verdict
+    os._exit(0)   # skip interpreter teardown: a candidate's atexit hooks get no say

@@ -1,8 +1,9 @@
-"""One verifier child process, seen from the parent: start it, talk to it, and always get it back.
+"""One verifier child, seen from the parent: start it, talk to it under a deadline, freeze it, and always
+get it back.
 
-Messages arrive as JSON lines on a pipe and must carry the nonce this side made up; the child is in
-its own process group, so a timeout kills it and everything it started, and the caller returns within
-its deadline plus the time a SIGKILL takes.
+Commands and replies travel on a Unix socket pair (never a file); descriptors (the memfds that carry
+exported outputs) go with them. Every read waits at most until the caller's deadline and reads at most
+MAX_LINE bytes per reply. The child's output goes to a memfd, which no process can swap for a named pipe.
 """
 from __future__ import annotations
 
@@ -12,24 +13,26 @@ import os
 import secrets
 import select
 import signal
+import socket
 import subprocess
-import sys
+import tempfile
 import threading
 import time
-from pathlib import Path
 
-import torch
+from ch20 import sandbox
 
-from harness.process import child_env
+MAX_LINE = 64 << 20
+_LIVE: set[int] = set()        # pids of the children this process started and still owns
+_LIVE_LOCK = threading.RLock()
 
-_LIVE: set[int] = set()   # pids of the children this process started and still owns
-_LIVE_LOCK = threading.Lock()  # a sweep in another thread must not see a new child before it is in _LIVE
+
+def owned_pids() -> set[int]:
+    return set(_LIVE)
 
 
 def _become_subreaper() -> None:
-    """Orphans of a child (a double-forked, setsid daemon escapes killpg) get this process as their parent,
-    so _sweep_orphans can find and kill them: a daemon left running could load the machine while a later
-    reference is timed, and so inflate a later candidate's speedup."""
+    """Orphans of a child (a double-forked daemon) get this process as their parent, so they are found and
+    killed even where no PID namespace is available."""
     try:
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER (Linux)
@@ -37,29 +40,14 @@ def _become_subreaper() -> None:
         pass
 
 
-def _sweep_orphans() -> None:
-    """SIGKILL processes re-parented to us from another session (our own children stay in ours)."""
-    with _LIVE_LOCK:
-        _sweep_locked()
-
-
-def _sweep_locked() -> None:
-    me, my_sid = os.getpid(), os.getsid(0)
-    for _ in range(20):
-        found = False
-        for entry in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                pid, ppid = int(entry.parent.name), int(entry.read_text().rsplit(")", 1)[1].split()[1])
-                if ppid != me or pid in _LIVE or os.getsid(pid) == my_sid:
-                    continue
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                found = True
-            except (OSError, ValueError, IndexError):
-                continue
-        if not found:
-            return
-        time.sleep(0.01)
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the verifier dies, so a killed verifier leaves no child holding
+    the device (PR_SET_PDEATHSIG; unshare --kill-child passes it on into the namespace)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class ChildTimeout(Exception):
@@ -70,137 +58,167 @@ class ForgedMessage(Exception):
     pass
 
 
-def load_result(path: Path):
-    """Read a file the child wrote with Trusted.save; anything malformed is a forgery."""
-    try:
-        data = Path(path).read_bytes()
-        head, _, body = data.partition(b"\n")
-
-        def unpack(o):
-            if isinstance(o, tuple) and len(o) == 5 and o[0] == "__tensor__":
-                _, dtype, shape, offset, nbytes = o
-                dtype = getattr(torch, dtype)
-                if not isinstance(dtype, torch.dtype) or offset + nbytes > len(body):
-                    raise ValueError("bad tensor header")
-                if not nbytes:
-                    return torch.empty(shape, dtype=dtype)
-                raw = torch.frombuffer(bytearray(body[offset:offset + nbytes]), dtype=torch.uint8)
-                return raw.view(dtype).reshape(shape)
-            if isinstance(o, dict):
-                return {k: unpack(v) for k, v in o.items()}
-            if isinstance(o, list):
-                return [unpack(v) for v in o]
-            return o
-
-        return unpack(ast.literal_eval(head.decode()))
-    except Exception as exc:
-        raise ForgedMessage(f"an unreadable result file {Path(path).name} ({type(exc).__name__}: {exc})") from exc
-
-
 class Child:
-    def __init__(self, config: dict, workdir: Path, deadline: float):
+    def __init__(self, config: dict, *, sandboxed: bool, deadline: float, threads: int):
         self.deadline = deadline
         self.nonce = secrets.token_hex(16)
-        self.stamps: dict[str, float] = {}
         self.buf = b""
-        self.log_path = workdir / "child.log"
-        read_fd, write_fd = os.pipe()
-        env = child_env()
+        self.frozen = False
+        self.closed = False
+        self.log_fd = os.memfd_create("ch20-child-log", os.MFD_CLOEXEC)
+        parent_sock, child_sock = socket.socketpair()
+        self.sock = parent_sock
+        info = sandbox.probe(config["device"]) if sandboxed else {"prefix": [], "uid": os.getuid()}
+        namespaced = bool(info["prefix"]) and info["prefix"][0] == "unshare"
+        self.workdir = None
+        if namespaced:
+            home = "/tmp"   # the private tmpfs of its own mount namespace; the script makes its work dir
+            cwd = "/"
+        else:
+            self.workdir = tempfile.mkdtemp(prefix="ch20-child-")
+            if info["uid"] != os.getuid():
+                os.chown(self.workdir, info["uid"], info["uid"])
+            home = cwd = self.workdir
+        extra = {"CH20_CHANNEL_FD": str(child_sock.fileno())}
         if config["device"] == "cpu":
-            env["TRITON_INTERPRET"] = "1"  # Triton kernels run in its interpreter on the CPU
+            extra["TRITON_INTERPRET"] = "1"   # Triton kernels run in its interpreter on the CPU
+        env = sandbox.base_env(home, threads, extra)
         _become_subreaper()
-        with _LIVE_LOCK, open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ch20._child"], stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                pass_fds=(write_fd,), start_new_session=True, cwd=workdir, env=env)
+        with _LIVE_LOCK:
+            self.proc = subprocess.Popen(sandbox.boot_command(sandboxed, config["device"]), stdin=subprocess.DEVNULL, stdout=self.log_fd,
+                                         stderr=self.log_fd, pass_fds=(child_sock.fileno(),), start_new_session=True,
+                                         cwd=cwd, env=env, preexec_fn=_die_with_parent)
             _LIVE.add(self.proc.pid)
-        os.close(write_fd)
-        self.read_fd = read_fd
-        self._send_line(json.dumps({**config, "msg_fd": write_fd, "nonce": self.nonce}))
+        child_sock.close()
+        self.send({**config, "nonce": self.nonce})
 
-    def _send_line(self, text: str) -> None:
+    # ---- the channel ----
+    def _left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ChildTimeout()
+        return left
+
+    def send(self, msg: dict, fds: tuple[int, ...] = ()) -> None:
+        data = (json.dumps(msg) + "\n").encode()
         try:
-            self.proc.stdin.write((text + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # the child is gone; recv() reports how it ended
-
-    def command(self, text: str) -> None:
-        self._send_line(text)
+            self.sock.settimeout(self._left())
+            if fds:
+                socket.send_fds(self.sock, [data], list(fds))
+            else:
+                self.sock.sendall(data)
+        except TimeoutError as exc:
+            raise ChildTimeout() from exc
+        except OSError:
+            pass   # the child is gone; recv() reports how it ended
 
     def recv(self) -> dict | None:
-        """The next message, or None when the child closed the channel (exited or crashed)."""
+        """The next reply, or None when the child closed the channel (exited or crashed)."""
         while b"\n" not in self.buf:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise ChildTimeout()
-            ready, _, _ = select.select([self.read_fd], [], [], left)
+            ready, _, _ = select.select([self.sock], [], [], self._left())
             if not ready:
                 raise ChildTimeout()
-            chunk = os.read(self.read_fd, 1 << 16)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except OSError:
+                chunk = b""
             if not chunk:
                 return None
             self.buf += chunk
+            if len(self.buf) > MAX_LINE:
+                raise ForgedMessage(f"a reply longer than {MAX_LINE} bytes on the result channel")
         line, self.buf = self.buf.split(b"\n", 1)
         try:
-            msg = ast.literal_eval(line.decode())  # the child writes repr(), not json (see _child._repr)
-        except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError) as exc:
-            raise ForgedMessage("an unreadable message on the result channel") from exc
-        if not isinstance(msg, dict) or msg.get("nonce") != self.nonce:
-            raise ForgedMessage("a message on the result channel without the verifier's nonce (forged)")
-        self.stamps[msg.get("event", "?")] = time.monotonic()
+            msg = ast.literal_eval(line.decode())   # the child writes repr(), never pickle
+        except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError, TypeError) as exc:
+            raise ForgedMessage("an unreadable reply on the result channel") from exc
+        if not isinstance(msg, dict) or msg.get("nonce") != self.nonce or not isinstance(msg.get("event"), str):
+            raise ForgedMessage("a reply on the result channel without the verifier's nonce (forged)")
         return msg
 
+    def request(self, msg: dict, fds: tuple[int, ...] = ()) -> dict | None:
+        self.send(msg, fds)
+        return self.recv()
+
+    # ---- the processes ----
+    def freeze(self) -> None:
+        """SIGSTOP it and everything it started: nothing of it runs while the reference is timed."""
+        sandbox.freeze(self.proc.pid)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        sandbox.thaw(self.proc.pid)
+        self.frozen = False
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of it and everything it started (from /proc)."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in sandbox.descendants(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        sandbox.kill_tree(self.proc.pid)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        _LIVE.discard(self.proc.pid)
-        _sweep_orphans()
+        with _LIVE_LOCK:
+            _LIVE.discard(self.proc.pid)
+            sandbox.signal_all(self.proc.pid, signal.SIGKILL)   # orphans adopted by this process
 
-    def finish(self, grace_s: float = 10.0) -> int | None:
-        """Wait for a clean exit (bounded by the deadline), then make sure nothing of it is left."""
+    def finish(self, grace_s: float = 5.0) -> None:
+        """Ask it to stop, wait briefly (within the deadline), then make sure nothing of it is left."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.frozen:
+            self.thaw()
+        try:
+            self.send({"cmd": "stop"})
+        except ChildTimeout:
+            pass
         try:
             self.proc.wait(timeout=max(0.1, min(grace_s, self.deadline - time.monotonic())))
         except subprocess.TimeoutExpired:
             pass
         self.kill()
-        self.close()
-        return self.proc.returncode
-
-    def close(self) -> None:
-        for f in (self.proc.stdin,):
+        for closer in (self.sock.close, lambda: os.close(self.log_fd)):
             try:
-                f.close()
+                closer()
             except OSError:
                 pass
-        try:
-            os.close(self.read_fd)
-        except OSError:
-            pass
-        self.read_fd = -1
+        if self.workdir:
+            import shutil
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def exit_description(self) -> str:
-        rc = self.proc.poll()
-        if rc is None:
-            return "still running"
+        try:
+            self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+        rc = self.proc.returncode
         if rc < 0:
             try:
-                return f"killed by {signal.Signals(-rc).name}"
+                return f"was killed by {signal.Signals(-rc).name}"
             except ValueError:
-                return f"killed by signal {-rc}"
+                return f"was killed by signal {-rc}"
+        if rc >= 128 and rc - 128 in signal.valid_signals():   # through sh/unshare: 128 + the signal
+            try:
+                return f"was killed by {signal.Signals(rc - 128).name}"
+            except ValueError:
+                pass
         return f"exited with status {rc}"
 
     def log_tail(self, nbytes: int = 3000) -> str:
         try:
-            with open(self.log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - nbytes))
-                return f.read().decode(errors="replace").strip()
+            size = os.fstat(self.log_fd).st_size
+            return os.pread(self.log_fd, nbytes, max(0, size - nbytes)).decode(errors="replace").strip()
         except OSError:
             return ""

@@ -21,15 +21,16 @@ import time
 from pathlib import Path
 
 from ch20 import certificate
-from ch20.generators import Attempt, Context, GeneratorError, make_generator
+from ch20.generators import Attempt, Context, EndpointUnreachable, GeneratorError, make_generator
 from ch20.problem import ProblemError, load_problem
 from ch20.reward import group_advantages, reward_from_verdict
 from ch20.verify import UsageError, run_reference, summary, verify
 from harness.device import pick_device
 
+EXIT_UNREACHABLE = 3   # the LLM endpoint never answered: not the same as "no kernel was accepted" (1)
 LOGGED_VERDICT_KEYS = ("compiled", "correct", "accepted", "reason", "stage", "max_abs_err", "tolerance", "trials",
-                       "baseline_ms", "candidate_ms", "speedup", "device_speedup", "wall_speedup", "baseline_wall_ms",
-                       "candidate_wall_ms", "suspect", "warnings", "elapsed_s")
+                       "baseline_ms", "candidate_ms", "speedup", "speedup_ci", "suspect", "warnings", "tampered",
+                       "sandbox", "provenance", "elapsed_s")
 
 
 def _no_code_verdict(note: str) -> dict:
@@ -52,7 +53,7 @@ def _best(history: list[Attempt]) -> Attempt | None:
 def run_loop(problem_path: Path, generator: str, *, max_iters: int = 5, budget_min: float = 15.0,
              target_speedup: float = 2.0, device: str = "auto", out: Path | None = None, trials: int = 5,
              timeout: float = 300.0, min_speedup: float = 1.0, batch: int = 4, seed: int = 0,
-             generator_options: dict | None = None, log=print) -> dict:
+             generator_options: dict | None = None, log=print, rounds: int = 16) -> dict:
     started = time.monotonic()
     problem = load_problem(problem_path)
     try:
@@ -67,13 +68,25 @@ def run_loop(problem_path: Path, generator: str, *, max_iters: int = 5, budget_m
     ctx = Context(problem=problem, device=dev, size=size, dtype=str(problem.dtype(size)).replace("torch.", ""))
     gen = make_generator(generator, ctx, batch=batch, seed=seed, **(generator_options or {}))  # fails early
     reference = run_reference(problem, device=dev, size=size, trials=trials)
-    log(f"reference (PyTorch eager): {reference.stats['median_ms']:.4g} ms on {reference.hardware.get('name')}")
-    ctx.input_shapes = [list(x.shape) for x in reference.trial_inputs[0] if hasattr(x, "shape")]
+    try:
+        return _loop(problem, generator, gen, reference, ctx, started, max_iters=max_iters, budget_min=budget_min,
+                     target_speedup=target_speedup, dev=dev, size=size, out=out, trials=trials, timeout=timeout,
+                     min_speedup=min_speedup, log=log, rounds=rounds)
+    finally:
+        reference.close()
+
+
+def _loop(problem, generator, gen, reference, ctx, started, *, max_iters, budget_min, target_speedup, dev, size, out,
+          trials, timeout, min_speedup, log, rounds) -> dict:
+    log(f"reference (PyTorch eager) on {reference.hardware.get('name')}: {reference.calls_per_batch} calls per timed batch")
+    ctx.input_shapes = [list(x.shape) for x in problem.make_inputs(size, 0, "normal") if hasattr(x, "shape")] \
+        if dev == "cpu" else []
     ctx.tolerance = reference.tolerance()
 
     history: list[Attempt] = []
     progress: list[dict] = []
     stop = f"reached --max-iters {max_iters}"
+    unreachable = False
     log_path = out / "iterations.jsonl"
     log_path.write_text("")
     with tempfile.TemporaryDirectory(prefix="ch20-loop-") as tmp:
@@ -85,6 +98,7 @@ def run_loop(problem_path: Path, generator: str, *, max_iters: int = 5, budget_m
                 proposals = gen.propose(history)
             except GeneratorError as exc:
                 stop = f"generator error: {exc}"
+                unreachable = isinstance(exc, EndpointUnreachable)
                 log(f"iteration {it}: {stop}")
                 break
             if not proposals:
@@ -98,7 +112,8 @@ def run_loop(problem_path: Path, generator: str, *, max_iters: int = 5, budget_m
                 if prop.source:
                     path = Path(tmp) / f"iter{it:02d}_{j}.py"
                     path.write_text(prop.source)
-                    verdict = verify(problem, path, reference=reference, timeout=timeout, min_speedup=min_speedup)
+                    verdict = verify(problem, path, reference=reference, timeout=timeout, min_speedup=min_speedup,
+                                     rounds=rounds)
                 else:
                     verdict = _no_code_verdict(prop.note)
                 attempt = Attempt(it, prop, verdict, reward_from_verdict(verdict))
@@ -135,15 +150,16 @@ def run_loop(problem_path: Path, generator: str, *, max_iters: int = 5, budget_m
 
     result = {"problem": str(problem.path), "generator": generator, "device": dev, "size": size,
               "hardware": reference.hardware, "versions": reference.versions,
-              "reference_ms": reference.stats["median_ms"], "iterations": progress, "stop": stop,
+              "calls_per_batch": reference.calls_per_batch, "iterations": progress, "stop": stop,
+              "endpoint_unreachable": unreachable,
               "candidates": len(history), "best": None, "final": None}
     best = _best(history)
     if best is not None:
         kernel = out / "best_kernel.py"
         kernel.write_text(best.proposal.source)
         log(f"best: {best.proposal.label}, {best.verdict.get('speedup', 0):.3g}x; verifying it again from scratch")
-        final = verify(problem, kernel, device=dev, size=size, trials=max(trials, 5), timeout=timeout,
-                       min_speedup=min_speedup)
+        final = verify(problem, kernel, device=dev, size=size, trials=trials, timeout=timeout,
+                       min_speedup=min_speedup, rounds=rounds)
         log(summary(final))
         result["best"] = {"label": best.proposal.label, "params": best.proposal.params, "iteration": best.iteration,
                           "speedup_in_loop": best.verdict.get("speedup")}
@@ -176,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--out", type=Path, help="default ch20/runs/<problem>-<generator>-<device>")
     p.add_argument("--trials", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=16, help="timed rounds per verification")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per verification")
     p.add_argument("--batch", type=int, default=4, help="search: candidates per iteration")
     p.add_argument("--seed", type=int, default=0, help="search: its random choices (inputs stay secret)")
@@ -184,19 +201,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-key", help="llm: bearer token (or AISP_LLM_API_KEY)")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--max-tokens", type=int, default=8192)
+    p.add_argument("--request-timeout", type=float, default=900.0, help="llm: seconds per request")
+    p.add_argument("--retries", type=int, default=2, help="llm: retries of a failed request (with backoff)")
     args = p.parse_args(argv)
     if args.max_iters < 1 or args.trials < 1 or args.batch < 1:
         p.error("--max-iters, --trials and --batch must be at least 1")
+    if args.rounds < 2:
+        p.error("--rounds must be at least 2")
+    if args.request_timeout <= 0 or args.retries < 0:
+        p.error("--request-timeout must be positive and --retries at least 0")
     options = {"base_url": args.base_url, "model": args.model, "api_key": args.api_key,
-               "temperature": args.temperature, "max_tokens": args.max_tokens} if args.generator == "llm" else {}
+               "temperature": args.temperature, "max_tokens": args.max_tokens, "request_timeout": args.request_timeout,
+               "retries": args.retries} if args.generator == "llm" else {}
     try:
         result = run_loop(args.problem, args.generator, max_iters=args.max_iters, budget_min=args.budget_min,
                           target_speedup=args.target_speedup, device=args.device, out=args.out, trials=args.trials,
                           timeout=args.timeout, min_speedup=args.min_speedup, batch=args.batch, seed=args.seed,
-                          generator_options=options)
+                          generator_options=options, rounds=args.rounds)
     except (UsageError, ProblemError, GeneratorError) as exc:
         print(f"ch20.ai_kernel_generator: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
+    if result.get("endpoint_unreachable"):
+        print(f"ch20.ai_kernel_generator: {result['stop']}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     return 0 if result.get("certificate") else 1
 
 

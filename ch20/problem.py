@@ -31,13 +31,16 @@ DEFAULT_DISTRIBUTIONS = ("normal", "large")
 # What each distribution catches. Every one starts from the problem's own get_inputs (standard normal
 # in all of ours) and is applied to floating-point inputs only.
 DISTRIBUTIONS = {
-    "normal": "as get_inputs draws them (standard normal)",
+    "normal": "as get_inputs draws them (standard normal in ours, uniform in KernelBench's)",
     "large": "x * 100: overflow, e.g. a softmax without the max subtraction",
     "shifted": "x + 50: cancellation, e.g. a variance computed as E[x^2] - E[x]^2",
     "skewed": "exp(x), log-normal: all positive with a heavy tail; a low-precision accumulator drifts",
     "sparse": "half the elements exactly 0 and 1% of them x * 1000: edge values for activations",
+    "rowwise": "every row its own scale (1e-2 to 1e3, rows in random order) and shift: a kernel that decides "
+               "from some rows what to do with all of them",
+    "edge_rows": "a quarter of the rows constant (k/4), an eighth x 1e4: a normalization without eps, overflow",
+    "neg_inf": "in a quarter of the rows, half the entries -inf (never a whole row): masked-softmax inputs",
 }
-
 
 class ProblemError(Exception):
     """The problem file itself is unusable (a usage error, exit 2)."""
@@ -63,7 +66,19 @@ def call_sized(fn, size: str):
     return fn(size) if takes_size else fn()
 
 
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(-1, x.shape[-1]) if x.dim() else x.reshape(1, 1)
+
+
+def _pick(n: int, share: float, gen: torch.Generator, device) -> torch.Tensor:
+    """A random set of at least one of n rows (the same set for every input drawn with this generator state)."""
+    k = max(1, int(n * share))
+    return torch.randperm(n, generator=gen, device=device)[:k]
+
+
 def apply_distribution(x: torch.Tensor, name: str, gen: torch.Generator) -> torch.Tensor:
+    """x (float32, on the generator's device) reshaped by a distribution; rows are the last dimension."""
+    dev = x.device
     if name == "normal":
         return x
     if name == "large":
@@ -73,8 +88,30 @@ def apply_distribution(x: torch.Tensor, name: str, gen: torch.Generator) -> torc
     if name == "skewed":
         return torch.exp(x)
     if name == "sparse":
-        u = torch.rand(x.shape, generator=gen)
+        u = torch.rand(x.shape, generator=gen, device=dev)
         return torch.where(u < 0.5, torch.zeros_like(x), torch.where(u > 0.99, x * 1000.0, x))
+    rows = _rows(x.clone())
+    n = rows.shape[0]
+    if name == "rowwise":
+        order = torch.randperm(n, generator=gen, device=dev)
+        scale = torch.logspace(-2, 3, n, device=dev)[order] if n > 1 else torch.full((1,), 1e3, device=dev)
+        shift = torch.randn(n, generator=gen, device=dev) * torch.logspace(-1, 2, n, device=dev)[order]
+        return (rows * scale[:, None] + shift[:, None]).reshape(x.shape)
+    if name == "edge_rows":
+        picked = _pick(n, 0.375, gen, dev)
+        constant, huge = picked[: max(1, (picked.numel() * 2) // 3)], picked[max(1, (picked.numel() * 2) // 3):]
+        # k/4 for integer k: the row's sum and mean are exact, so an honest kernel gets x - mean = 0 exactly
+        # (a rounded mean would make every honest layernorm differ by rounding / sqrt(eps))
+        value = torch.randint(-40, 41, (constant.numel(), 1), generator=gen, device=dev).float() / 4
+        rows[constant] = value.expand(-1, rows.shape[1])
+        rows[huge] = rows[huge] * 1e4
+        return rows.reshape(x.shape)
+    if name == "neg_inf":
+        picked = _pick(n, 0.25, gen, dev)
+        mask = torch.rand(picked.numel(), rows.shape[1], generator=gen, device=dev) < 0.5
+        mask[:, torch.randint(rows.shape[1], (1,), generator=gen, device=dev)] = False  # never a whole row
+        rows[picked] = rows[picked].masked_fill(mask, float("-inf"))
+        return rows.reshape(x.shape)
     raise ProblemError(f"unknown input distribution {name!r}; known: {', '.join(DISTRIBUTIONS)}")
 
 
@@ -103,27 +140,34 @@ class Problem:
     def init_inputs(self, size: str) -> list:
         return list(call_sized(self.module.get_init_inputs, size))
 
-    def make_inputs(self, size: str, seed: int, distribution: str) -> list:
-        """Fresh CPU inputs for one trial: the problem's draw under `seed`, reshaped by a distribution."""
-        torch.manual_seed(seed)
-        raw = list(call_sized(self.module.get_inputs, size))
-        gen = torch.Generator().manual_seed(seed ^ 0x5EED)
-        dtype = self.dtype(size)
-        out = []
-        for x in raw:
-            if isinstance(x, torch.Tensor):
-                x = x.detach().to("cpu")
-                if x.is_floating_point():
-                    x = apply_distribution(x.float(), distribution, gen).to(dtype)
-                x = x.contiguous()
-            out.append(x)
-        return out
+    def make_inputs(self, size: str, seed: int, distribution: str, device="cpu") -> list:
+        """Fresh inputs for one call, drawn on `device`: the problem's draw under `seed` (get_inputs runs
+        with `device` as the default, so nothing of that size passes through the host), reshaped by a
+        distribution. The same (seed, distribution, device) gives the same inputs in any process."""
+        return draw_inputs(self.module.get_inputs, size, self.dtype(size), seed, distribution, device)
 
     def work(self, inputs: list) -> tuple[int | None, int | None]:
         """(bytes, flops) one call must move and do, where the problem says."""
         nbytes = getattr(self.module, "bytes_moved", None)
         nflops = getattr(self.module, "flops", None)
         return (int(nbytes(inputs)) if nbytes else None, int(nflops(inputs)) if nflops else None)
+
+
+def draw_inputs(get_inputs, size: str, dtype: torch.dtype, seed: int, distribution: str, device="cpu") -> list:
+    dev = torch.device(device)
+    with torch.device(dev):
+        torch.manual_seed(seed)     # the CPU and every CUDA generator
+        raw = list(call_sized(get_inputs, size))
+    out = []
+    for x in raw:
+        if isinstance(x, torch.Tensor):
+            x = x.detach().to(dev)
+            if x.is_floating_point():
+                gen = torch.Generator(device=dev).manual_seed(seed ^ 0x5EED)   # same rows picked in every input
+                x = apply_distribution(x.float(), distribution, gen).to(dtype)
+            x = x.contiguous()
+        out.append(x)
+    return out
 
 
 def sha256_file(path: Path) -> str:

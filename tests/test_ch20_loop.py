@@ -86,7 +86,7 @@ def test_llm_loop_refines_on_feedback(fake_endpoint, tmp_path):
     base_url, requests = fake_endpoint
     result = run_loop(SOFTMAX, "llm", max_iters=4, target_speedup=0.0, min_speedup=0.0, device="cpu", out=tmp_path,
                       trials=2, generator_options={"base_url": base_url, "model": "fake-r1", "api_key": "k"},
-                      log=lambda *a: None)
+                      log=lambda *a: None, rounds=3)
     assert len(requests) == 2                                   # stopped once the fixed kernel was accepted
     assert requests[0]["path"] == "/v1/chat/completions" and requests[0]["auth"] == "Bearer k"
     second = requests[1]["body"]["messages"]
@@ -103,13 +103,13 @@ def test_llm_loop_refines_on_feedback(fake_endpoint, tmp_path):
 
 def test_search_loop_in_triton_interpreter(tmp_path):
     result = run_loop(SOFTMAX, "search", max_iters=2, batch=2, target_speedup=1e9, min_speedup=0.0, device="cpu",
-                      out=tmp_path, trials=2, log=lambda *a: None)
+                      out=tmp_path, trials=2, log=lambda *a: None, rounds=3)
     lines = [json.loads(line) for line in (tmp_path / "iterations.jsonl").read_text().splitlines()]
     assert len(lines) == 4 and all(e["verdict"]["correct"] for e in lines), [e["verdict"]["reason"] for e in lines]
     assert lines[0]["params"] == {"mode": "single", "num_warps": 4, "rows": 1, "block_n": 1024}   # the plain kernel
     assert len({json.dumps(e["params"], sort_keys=True) for e in lines}) == 4                   # never repeats
     assert all(e["verdict"]["candidate_ms"] > 0 for e in lines)
-    assert result["certificate"] == "certificate.json"
+    assert result.get("certificate") == "certificate.json", result["final"]["reason"]
     assert "import triton" in (tmp_path / "best_kernel.py").read_text()
     assert "| softmax | search | cpu | 4 | 4 |" in table([tmp_path])
 
@@ -163,6 +163,38 @@ def test_loop_usage_errors(tmp_path, capsys):
                       "--device", "cpu", "--out", str(tmp_path)]) == 2
     assert "no search template" in capsys.readouterr().err
     unreachable = ["--problem", str(SOFTMAX), "--generator", "llm", "--device", "cpu", "--out", str(tmp_path),
-                   "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--max-iters", "1", "--trials", "1"]
-    assert loop_main(unreachable) == 1                     # stops on the generator error, still writes its summary
-    assert "generator error" in json.loads((tmp_path / "summary.json").read_text())["stop"]
+                   "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--max-iters", "1", "--trials", "1",
+                   "--rounds", "2"]
+    unreachable += ["--retries", "1", "--request-timeout", "2"]
+    assert loop_main(unreachable) == 3                     # unreachable: its own exit code, and still a summary
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "generator error" in summary["stop"] and "after 2 attempts" in summary["stop"]
+    assert summary["endpoint_unreachable"] is True
+    with pytest.raises(SystemExit) as bad:
+        loop_main(unreachable[:-4] + ["--retries", "-1"])
+    assert bad.value.code == 2
+
+
+def test_llm_key_goes_only_where_it_belongs(monkeypatch):
+    from ch20.generators.llm import api_key_for
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-vendor")
+    assert api_key_for("http://localhost:8000/v1", None) is None           # never to an arbitrary base URL
+    assert api_key_for("https://api.openai.com/v1", None) == "sk-vendor"
+    assert api_key_for("http://localhost:8000/v1", "mine") == "mine"
+
+
+def test_llm_client_retries_then_succeeds(monkeypatch):
+    import urllib.error
+
+    from ch20.generators import llm
+    calls = []
+
+    def flaky(url, body, headers, timeout):
+        calls.append(timeout)
+        if len(calls) < 3:
+            raise urllib.error.URLError("connection refused")
+        return {"choices": [{"message": {"content": "ok"}}]}
+
+    monkeypatch.setattr(llm, "_post", flaky)
+    assert llm.chat("http://x/v1", "m", None, [], temperature=0, max_tokens=1, timeout=7, retries=2, backoff_s=0) == "ok"
+    assert calls == [7, 7, 7]

@@ -1,33 +1,52 @@
-"""Red-team candidates (tests/ch20_candidates/redteam_*.py): the holes found and closed in ch20.
+"""Red-team candidates (tests/ch20_candidates/redteam_*.py, v2_*.py): every attack class of issue 11.
 
-Each was accepted, or got an inflated speedup, before its fix: a wrong kernel whose torch.save was
-patched to write right answers; json's encoder patched to shrink the timing samples; Trusted.measure
-patched to do the same; a lazy tensor subclass; None returned once timed; answers cached by input
-identity; a setsid daemon that outlived the verification.
+Each v2_* candidate is one of the attacks that beat the v1 verifier, rewritten against v2's own
+internals where it targeted them. Each must be rejected or earn no speedup. The ones that attack the
+verifier process itself (signals, the network, the import path) run through the CLI in a subprocess, so
+that a missing sandbox layer fails the test instead of killing the test run.
 """
+import json
 import os
+import socket
+import subprocess
+import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from ch20.problem import load_problem
-from ch20.verify import run_reference, verify
+from ch20_helpers import verdicts_for
+
+from ch20 import sandbox
 
 REPO = Path(__file__).resolve().parent.parent
-PROBLEM = REPO / "ch20/problems/softmax.py"
+SOFTMAX = REPO / "ch20/problems/softmax.py"
+LAYERNORM = REPO / "ch20/problems/layernorm.py"
 CANDIDATES = REPO / "tests/ch20_candidates"
+NO_GAIN = 1.25  # no attack may be measured faster than this with 95% confidence (the interval's low end)
 
-# name: (correct, accepted, tampered, words the reason must contain)
+# name: (correct, accepted, tampered, words the reason must contain); accepted ones must not gain
 CASES = {
-    "patched_save": (False, False, False, "differ beyond"),     # the identity kernel, shown as right before
-    "lazy_subclass": (False, False, False, "tensor subclass"),
-    "none_when_timed": (False, False, False, "returned NoneType"),
-    "identity_cache": (False, False, False, "cached by input identity"),
-    "patched_measure": (True, False, True, "tampered with"),
-    "json_encoder": (True, True, False, "correct on"),          # correct kernel: judged on its true timing
-    "daemon": (True, True, False, "correct on"),
+    "redteam_patched_save": (False, False, False, "wrong in checked call"),
+    "redteam_lazy_subclass": (False, False, False, "tensor subclass"),
+    "redteam_none_when_timed": (False, False, False, "NoneType"),
+    "redteam_identity_cache": (False, False, False, "differ beyond"),
+    "redteam_json_encoder": (True, True, False, "correct on"),
+    "redteam_daemon": (True, True, False, "correct on"),
+    "v2_reads_inputs": (False, False, False, "differ beyond"),
+    "v2_lazy_export": (False, False, True, "digest it committed"),
+    "v2_early_reply": (False, False, True, "digest it committed"),
+    "v2_tampers_digest": (False, False, False, "wrong in checked call"),   # its input digests lie first
+    "v2_aten_override": (True, True, False, "correct on"),        # its deferred work lands inside the timed batch
+    "v2_frames": (False, False, False, "modified in place"),
+    "v2_sampled_cache": (True, True, False, "correct on"),        # never a hit: every call has new contents
+    "v2_pointer_cache": (False, False, False, "differ beyond"),
+    "v2_stack_sniff": (False, False, False, "differ beyond"),
+    "v2_row0_softmax": (False, False, False, "NaN/Inf"),
+    "v2_incomplete_reply": (False, False, True, "digests of every call"),
+    "v2_background_load": (True, None, None, ""),                # frozen while the reference runs: no gain
+    "v2_fifo": (False, False, True, "forged"),
 }
 
 
@@ -35,14 +54,8 @@ CASES = {
 def verdicts(tmp_path_factory):
     pidfile = tmp_path_factory.mktemp("redteam") / "daemon.pid"
     os.environ["CH20_REDTEAM_PIDFILE"] = str(pidfile)
-    reference = run_reference(load_problem(PROBLEM), device="cpu", size="tiny", trials=3)
-
-    def one(name):
-        return name, verify(PROBLEM, CANDIDATES / f"redteam_{name}.py", reference=reference, min_speedup=0.0)
-
     try:
-        with ThreadPoolExecutor(2) as pool:
-            out = dict(pool.map(one, CASES))
+        out = verdicts_for(CASES, SOFTMAX, "")
     finally:
         os.environ.pop("CH20_REDTEAM_PIDFILE", None)
     out["_daemon_pid"] = int(pidfile.read_text()) if pidfile.exists() else None
@@ -53,21 +66,84 @@ def verdicts(tmp_path_factory):
 def test_redteam_verdict(verdicts, name):
     correct, accepted, tampered, words = CASES[name]
     v = verdicts[name]
-    assert (v["correct"], v["accepted"], v["tampered"]) == (correct, accepted, tampered), v["reason"]
+    assert v["correct"] == correct, v["reason"]
+    if accepted is not None:
+        assert (v["accepted"], v["tampered"]) == (accepted, tampered), v["reason"]
     assert words in v["reason"], v["reason"]
+    if v["accepted"]:
+        assert v["speedup_ci"][0] < NO_GAIN, f"{name} gained {v['speedup']:.2f}x ({v['speedup_ci']})"
 
 
-def test_patched_encoder_earns_no_speedup(verdicts):
-    # it divides its samples by 1000 on the way out; messages no longer go through json
-    assert verdicts["json_encoder"]["speedup"] < 10 and not verdicts["json_encoder"]["suspect"]
+def test_background_load_earns_nothing(verdicts):
+    v = verdicts["v2_background_load"]
+    assert not v["accepted"] or v["speedup_ci"][0] < NO_GAIN, v["reason"]
 
 
 def test_escaped_daemon_is_killed(verdicts):
     pid = verdicts["_daemon_pid"]
-    assert pid is not None, "the daemon never started"
+    if pid is None:   # in a PID namespace the daemon's pid means nothing here; it died with the namespace
+        assert verdicts["redteam_daemon"]["sandbox"]["pid_namespace"] == "applied"
+        return
     for _ in range(50):
         if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]:
             break
         time.sleep(0.1)
     else:
         pytest.fail(f"the daemon {pid} outlived the verification")
+
+
+def _cli(candidate: Path, tmp_path: Path, problem: Path = SOFTMAX) -> dict:
+    out = tmp_path / "verdict.json"
+    done = subprocess.run([sys.executable, "-m", "ch20.verify", "--problem", str(problem), "--candidate", str(candidate),
+                           "--device", "cpu", "--min-speedup", "0", "--trials", "1", "--rounds", "3", "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.is_file(), f"no verdict (exit {done.returncode}): {done.stdout[-800:]} {done.stderr[-800:]}"
+    return json.loads(out.read_text())
+
+
+def test_layernorm_without_eps_fails_on_constant_rows(tmp_path):
+    v = _cli(CANDIDATES / "v2_layernorm_no_eps.py", tmp_path, LAYERNORM)
+    # NaN on constant rows (edge_rows), and off by eps/var on the rows of scale 1e-2 (rowwise): either catches it
+    assert not v["correct"] and ("edge_rows" in v["reason"] or "rowwise" in v["reason"]), v["reason"]
+
+
+def test_signals_reach_neither_the_verifier_nor_the_reference(tmp_path):
+    v = _cli(CANDIDATES / "v2_signals_everyone.py", tmp_path)
+    assert v["correct"] and v["speedup_ci"][0] < NO_GAIN, v["reason"]
+
+
+def test_import_path_stays_unwritten(tmp_path):
+    before = sandbox.import_path_state()
+    v = _cli(CANDIDATES / "v2_sitecustomize.py", tmp_path)
+    written = sandbox.import_path_changes(before, sandbox.import_path_state())
+    for path in written:   # never leave it behind, whatever happened
+        Path(path).unlink(missing_ok=True)
+    assert not written and v["correct"] and not v["tampered"], (written, v["reason"])
+
+
+def test_network_is_unreachable(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    got = []
+
+    def accept():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not got:
+            try:
+                conn, _ = server.accept()
+                got.append(conn.recv(16))
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    cand = tmp_path / "network.py"
+    cand.write_text((CANDIDATES / "v2_network.py").read_text().replace("PORT = 9", f"PORT = {server.getsockname()[1]}"))
+    v = _cli(cand, tmp_path)
+    got.append(None) if not got else None
+    thread.join(5)
+    server.close()
+    assert got == [None], "the candidate reached the test's port"
+    assert v["sandbox"]["network_namespace"] == "applied" and v["correct"]

@@ -40,6 +40,10 @@ class GeneratorError(Exception):
     """The generator cannot go on (the endpoint is unreachable, no template fits): a one-line reason."""
 
 
+class EndpointUnreachable(GeneratorError):
+    """The LLM endpoint did not answer (refused, timed out, 5xx) after every retry."""
+
+
 def make_generator(name: str, context: Context, **options):
     if name == "search":
         from ch20.generators.search import SearchGenerator
@@ -48,5 +52,6 @@ def make_generator(name: str, context: Context, **options):
         from ch20.generators.llm import LLMGenerator
         return LLMGenerator(context, base_url=options.get("base_url"), model=options.get("model"),
                             api_key=options.get("api_key"), temperature=options.get("temperature", 0.6),
-                            max_tokens=options.get("max_tokens", 8192), request_timeout=options.get("request_timeout", 900))
+                            max_tokens=options.get("max_tokens", 8192), request_timeout=options.get("request_timeout", 900),
+                            retries=options.get("retries", 2))
     raise GeneratorError(f"unknown generator {name!r}: use llm or search")

@@ -4,7 +4,7 @@ from torch import nn
 
 FAMILY = "log_softmax"
 SHAPES = {"tiny": (8, 64), "small": (1024, 4096), "full": (4096, 32768)}
-INPUT_DISTRIBUTIONS = ("normal", "large", "shifted")
+INPUT_DISTRIBUTIONS = ("normal", "large", "shifted", "rowwise", "edge_rows")
 
 
 class Model(nn.Module):

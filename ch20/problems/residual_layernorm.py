@@ -9,7 +9,7 @@ from torch import nn
 
 FAMILY = "fused_norm"
 SHAPES = {"tiny": (8, 96), "small": (2048, 2048), "full": (8192, 4096)}
-INPUT_DISTRIBUTIONS = ("normal", "shifted")
+INPUT_DISTRIBUTIONS = ("normal", "shifted", "rowwise", "edge_rows")
 EPS = 1e-5
 
 

@@ -4,7 +4,7 @@ from torch import nn
 
 FAMILY = "rmsnorm"
 SHAPES = {"tiny": (8, 96), "small": (2048, 2048), "full": (8192, 4096)}
-INPUT_DISTRIBUTIONS = ("normal", "large", "shifted")
+INPUT_DISTRIBUTIONS = ("normal", "large", "shifted", "rowwise", "edge_rows")
 EPS = 1e-6
 
 

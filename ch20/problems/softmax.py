@@ -8,7 +8,7 @@ from torch import nn
 
 FAMILY = "softmax"
 SHAPES = {"tiny": (8, 64), "small": (1024, 4096), "full": (4096, 8192)}
-INPUT_DISTRIBUTIONS = ("normal", "large", "shifted")
+INPUT_DISTRIBUTIONS = ("normal", "large", "shifted", "rowwise", "edge_rows", "neg_inf")
 
 
 class Model(nn.Module):

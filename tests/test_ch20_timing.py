@@ -1,0 +1,59 @@
+"""Timing the candidate cannot touch: the honest kernel reads about 1x, ten verifications out of ten.
+
+Ten runs of the reference given as the candidate against one live reference, on whatever load this
+machine has. Each run's speedup must lie in 0.8-1.25x; this is robust, not lucky, because every ratio is
+a paired ABBA round (both sides timed back to back by this process's clock) and the speedup is the
+median of 16 of them. The pairing functions are checked on fixed numbers.
+"""
+import math
+from pathlib import Path
+
+import pytest
+
+from ch20.pairing import intervals_overlap, median_interval, paired_speedup
+from ch20.problem import load_problem
+from ch20.verify import run_reference, verify
+
+REPO = Path(__file__).resolve().parent.parent
+GOOD = REPO / "tests/ch20_candidates/softmax_good.py"
+RUNS = 10
+
+
+@pytest.fixture(scope="module")
+def honest_runs():
+    reference = run_reference(load_problem(REPO / "ch20/problems/softmax.py"), device="cpu", size="tiny", trials=1)
+    try:
+        return [verify(None, GOOD, reference=reference, min_speedup=0.0) for _ in range(RUNS)]
+    finally:
+        reference.close()
+
+
+def test_honest_candidate_reads_1x_ten_times_out_of_ten(honest_runs):
+    speedups = [round(v["speedup"], 3) for v in honest_runs]
+    print("honest speedups:", speedups, "intervals:", [[round(x, 3) for x in v["speedup_ci"]] for v in honest_runs])
+    assert all(v["accepted"] for v in honest_runs), [v["reason"] for v in honest_runs]
+    assert all(0.8 <= s <= 1.25 for s in speedups), speedups
+    assert all(v["speedup_ci"][0] <= 1.0 <= v["speedup_ci"][1] or 0.8 <= v["speedup"] <= 1.25 for v in honest_runs)
+
+
+def test_timing_provenance_is_recorded(honest_runs):
+    v = honest_runs[0]
+    assert v["timing"]["rounds"] >= 15 and len(v["timing"]["ratios"]) == v["timing"]["rounds"]
+    assert "perf_counter" in v["timing"]["clock"]
+    assert v["provenance"]["threads"] == 1 and v["provenance"]["candidate_cpu_per_wall"] <= 1.5
+    assert len(v["provenance"]["loadavg_start"]) == 3 and len(v["provenance"]["loadavg_end"]) == 3
+
+
+def test_pairing_on_fixed_numbers():
+    ref = [2.0] * 9
+    cand = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 4.0, 0.1]   # two wild rounds do not move the median
+    out = paired_speedup(ref, cand, calls_per_batch=4)
+    assert out["speedup"] == pytest.approx(2.0) and out["rounds"] == 9
+    assert out["baseline_ms"] == pytest.approx(500.0) and out["candidate_ms"] == pytest.approx(250.0)
+    lo, hi = out["speedup_ci"]
+    assert lo <= 2.0 <= hi
+    mid, lo, hi = median_interval([math.log(x) for x in (0.9, 1.0, 1.1, 1.0, 0.95, 1.05, 1.0)])
+    assert lo <= mid <= hi
+    assert intervals_overlap([0.9, 1.1], [1.05, 1.3]) and not intervals_overlap([0.9, 1.0], [1.2, 1.3])
+    with pytest.raises(ValueError):
+        paired_speedup([1.0], [], 1)
