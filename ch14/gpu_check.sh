@@ -13,26 +13,9 @@
 # results_small.json, summary_small.md. Never stops at the first failure; exits 1 if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu_check_out}
-mkdir -p "$OUT"
-PY=python3
-[ -x .venv/bin/python ] && PY=.venv/bin/python
-export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TRITON_PRINT_AUTOTUNING=1
+. scripts/gpu_check_lib.sh
+export TRITON_PRINT_AUTOTUNING=1
 unset TRITON_INTERPRET
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-LOG="$OUT/summary.txt"
-: >"$LOG"
-failed=()
-step() {  # step NAME CMD...: run, log, remember failures, go on
-    local name=$1; shift
-    echo "=== $name: $*" | tee -a "$LOG"
-    local t0=$SECONDS
-    "$@" 2>&1 | tee -a "$LOG"
-    local rc=${PIPESTATUS[0]}
-    echo "=== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$LOG"
-    [ "$rc" -eq 0 ] || failed+=("$name")
-}
 
 step env "$PY" -c 'import torch, triton; print(torch.__version__, torch.version.cuda, triton.__version__, torch.cuda.get_device_name())'
 

@@ -10,28 +10,8 @@
 # Never stops at the first failure; exits 1 if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu_check_out}
-SIZE=full
-[ "${1:-}" = "--size" ] && SIZE=${2:-full}
-case "$SIZE" in full|small|tiny) ;; *) echo "gpu_check.sh: --size must be full, small or tiny" >&2; exit 2 ;; esac
-mkdir -p "$OUT"
-PY=python3
-[ -x .venv/bin/python ] && PY=.venv/bin/python
-export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-LOG="$OUT/summary.txt"
-: >"$LOG"
-failed=()
-step() {  # step NAME CMD...: run, log, remember failures, go on
-    local name=$1; shift
-    echo "=== $name: $*" | tee -a "$LOG"
-    local t0=$SECONDS
-    "$@" 2>&1 | tee -a "$LOG"
-    local rc=${PIPESTATUS[0]}
-    echo "=== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$LOG"
-    [ "$rc" -eq 0 ] || failed+=("$name")
-}
+. scripts/gpu_check_lib.sh
+size_option "$@"
 
 step env "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())'
 step build "$PY" scripts/build_extensions.py ch9
