@@ -26,11 +26,13 @@ LAYERNORM = REPO / "ch20/problems/layernorm.py"
 CANDIDATES = REPO / "tests/ch20_candidates"
 NO_GAIN = 1.25  # no attack may be measured faster than this with 95% confidence (the interval's low end)
 
-# name: (correct, accepted, tampered, words the reason must contain); accepted ones must not gain
+# name: (correct, accepted, tampered, words the reason must contain); accepted ones must not gain;
+# None: either way (the words then apply when it is rejected)
 CASES = {
     "redteam_patched_save": (False, False, False, "wrong in checked call"),
     "redteam_lazy_subclass": (False, False, False, "tensor subclass"),
-    "redteam_none_when_timed": (False, False, False, "NoneType"),
+    # keyed on id(), which fresh inputs reuse only by chance: rejected when it fires, else correct with no gain
+    "redteam_none_when_timed": (None, None, None, "NoneType"),
     "redteam_identity_cache": (False, False, False, "differ beyond"),
     "redteam_json_encoder": (True, True, False, "correct on"),
     "redteam_daemon": (True, True, False, "correct on"),
@@ -66,10 +68,12 @@ def verdicts(tmp_path_factory):
 def test_redteam_verdict(verdicts, name):
     correct, accepted, tampered, words = CASES[name]
     v = verdicts[name]
-    assert v["correct"] == correct, v["reason"]
+    if correct is not None:
+        assert v["correct"] == correct, v["reason"]
     if accepted is not None:
         assert (v["accepted"], v["tampered"]) == (accepted, tampered), v["reason"]
-    assert words in v["reason"], v["reason"]
+    if correct is not None or not v["correct"]:
+        assert words in v["reason"], v["reason"]
     if v["accepted"]:
         assert v["speedup_ci"][0] < NO_GAIN, f"{name} gained {v['speedup']:.2f}x ({v['speedup_ci']})"
 
