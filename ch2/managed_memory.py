@@ -47,8 +47,18 @@ def setup(size, device, seed):
     n = src.numel()
     return {"src": src, "device": device,
             "fault": ManagedBuffer(n, device), "prefetch": ManagedBuffer(n, device),
-            "advised": ManagedBuffer(n, device, advise_host_resident=True),
-            "staging": torch.empty(n).pin_memory()}
+            "advised": ManagedBuffer(n, device, advise_host_resident=True)}
+
+
+_STAGING: dict[int, torch.Tensor] = {}
+
+
+def _staging(numel: int) -> torch.Tensor:
+    """The pinned staging buffer, allocated once per size (as a data loader keeps its own): not an input, since the
+    step writes it."""
+    if numel not in _STAGING:
+        _STAGING[numel] = torch.empty(numel).pin_memory()
+    return _STAGING[numel]
 
 
 def consume(x: torch.Tensor) -> torch.Tensor:
@@ -86,8 +96,9 @@ def managed_advised(x):
 
 def explicit_pinned_copy(x):
     _host_may_write(x["device"])
-    x["staging"].copy_(x["src"])
-    return consume(x["staging"].to(x["device"], non_blocking=True))
+    staging = _staging(x["src"].numel())
+    staging.copy_(x["src"])
+    return consume(staging.to(x["device"], non_blocking=True))
 
 
 EXAMPLE = Example(

@@ -65,8 +65,9 @@ class Fingerprint:
 
 
 def refill(target: Any, source: Any) -> None:
-    """Make `target` hold `source`'s inputs: tensors written in place (same storage, new values), plain values
-    (a scale drawn with the tensors, say) replaced in their dict or list."""
+    """Make `target` hold `source`'s inputs: tensors written in place (same storage, new values); plain values
+    (a scale drawn with the tensors, say), tuples of them, and tensors whose shape differs (ragged inputs)
+    replaced in their dict or list."""
     with torch.no_grad():
         _refill(target, source)
 
@@ -83,6 +84,13 @@ def _refill(target: Any, source: Any) -> None:
         return
     for k in keys:
         dst, src = target[k], source[k]
+        if isinstance(dst, tuple) and not isinstance(target, tuple) and next(tensors(dst), None) is None:
+            if dst != src:
+                target[k] = src   # a tuple of plain values (sizes, scales): replaced whole in its dict or list
+            continue
+        if isinstance(dst, torch.Tensor) and dst.shape != src.shape and not isinstance(target, tuple):
+            target[k] = src.clone()   # ragged inputs (row lengths drawn per seed): a new tensor in the same dict
+            continue
         if isinstance(dst, (torch.Tensor, dict, list, tuple)):
             _refill(dst, src)
         elif dst is not src and dst != src:
