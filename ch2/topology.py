@@ -171,7 +171,8 @@ def render_p2p(peaks: dict, topo: Topology | None = None) -> str:
         why = peaks.get("skipped", {}).get("p2p_gbps") or peaks.get("skipped", {}).get("peers") or "no P2P figures"
         return f"peer bandwidth: not measured ({why})"
     fmt = lambda v, unit: "-" if v is None else f"{v:.4g} {unit}"  # noqa: E731
-    rows = [[f"GPU{p['src']} -> GPU{p['dst']}", (topo.links.get(f"GPU{p['src']}", {}).get(f"GPU{p['dst']}", "?") if topo else "?"),
+    link = lambda i, j: topo.links.get(f"GPU{i}", {}).get(f"GPU{j}", "?") if topo else "?"  # noqa: E731
+    rows = [[f"GPU{p['src']} -> GPU{p['dst']}", link(p["src"], p["dst"]),
              fmt(p["copy"], "GB/s"), fmt(p["pull"], "GB/s"), fmt(p["push"], "GB/s"), fmt(p["rtt_us"], "us")] for p in pairs]
     prov = peaks.get("details", {}).get("p2p_provenance") or peaks.get("provenance", {})
     head = f"peer bandwidth, measured (benchmark_peak.py, git {prov.get('git_sha')}, {prov.get('started_at')}):"

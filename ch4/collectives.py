@@ -176,30 +176,39 @@ def _measure_one(op: str, nbytes: int, rank: int, n: int, device, cfg: dict, see
     return {**row, "time_us": seconds * 1e6, "algbw_gbps": algbw, "busbw_gbps": algbw * bus_factor(op, n)}
 
 
-def _watchdog(seconds: float) -> None:
-    """End this rank when the run's deadline passes or its launcher is gone, so no rank outlives the run."""
-    parent, deadline = os.getppid(), time.monotonic() + seconds
+def _watchdog(seconds: float) -> threading.Event:
+    """End this rank when the run's deadline passes or its launcher is gone, so no rank outlives the run.
+    Setting the returned event stops the watch (the rank finished in time)."""
+    parent, deadline, done = os.getppid(), time.monotonic() + seconds, threading.Event()
 
     def watch():
-        while time.monotonic() < deadline and os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
+        while not done.wait(0.5):
+            if time.monotonic() > deadline or os.getppid() != parent:
+                os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+    return done
 
 
 def rank_main(rank: int, n: int, backend: str, init: str, opts: dict, out: str | None) -> dict | None:
     """One rank's sweep; rank 0 returns (and writes to `out`, when given) the rows, verified and timed."""
+    for k, v in NO_MULTICAST.items():
+        os.environ[k] = v
+    # torch 2.13 renames the *_tensor collectives; the GPU nodes' torch 2.11 has only these names.
+    warnings.filterwarnings("ignore", message=r".*is deprecated. Please use `torch.distributed", category=FutureWarning)
+    finished = _watchdog(opts["timeout"] + 5)
+    try:
+        return _sweep(rank, n, backend, init, opts, out)
+    finally:
+        finished.set()
+
+
+def _sweep(rank: int, n: int, backend: str, init: str, opts: dict, out: str | None) -> dict | None:
     import torch
     import torch.distributed as dist
 
     from harness.device import provenance
 
-    for k, v in NO_MULTICAST.items():
-        os.environ[k] = v
-    # torch 2.13 renames the *_tensor collectives; the GPU nodes' torch 2.11 has only these names.
-    warnings.filterwarnings("ignore", message=r".*is deprecated. Please use `torch.distributed", category=FutureWarning)
-    _watchdog(opts["timeout"] + 5)
     torch.set_num_threads(1)   # the ranks share the machine's cores
     cuda = backend == "nccl"
     local = int(os.environ.get("LOCAL_RANK", rank))
@@ -231,7 +240,10 @@ def _spawned(rank: int, n: int, backend: str, init: str, opts: dict, out: str) -
 
 # ---- launching, judging, reporting ---------------------------------------------------------------------------
 
-def launch(n: int, backend: str, opts: dict, start_method: str = "spawn") -> dict:
+START_METHOD = "spawn"   # CUDA needs fresh processes; the CPU tests fork instead (no torch import per rank)
+
+
+def launch(n: int, backend: str, opts: dict, start_method: str | None = None) -> dict:
     """Start n ranks, wait at most opts['timeout'] seconds, kill them all on expiry; rank 0's raw result."""
     import torch.multiprocessing as mp
 
@@ -243,7 +255,7 @@ def launch(n: int, backend: str, opts: dict, start_method: str = "spawn") -> dic
         with tempfile.TemporaryDirectory(prefix="collectives_") as tmp:
             out = os.path.join(tmp, "rank0.json")
             ctx = mp.start_processes(_spawned, args=(n, backend, f"file://{tmp}/store", opts, out),
-                                     nprocs=n, join=False, start_method=start_method)
+                                     nprocs=n, join=False, start_method=start_method or START_METHOD)
             deadline = time.monotonic() + opts["timeout"]
             try:
                 while not ctx.join(timeout=0.2):
@@ -315,9 +327,9 @@ def finish(raw: dict, n: int, backend: str, size: str, opts: dict, peaks_file: P
     top = max(ar, key=lambda r: r["bytes"], default=None)
     comparison = None
     if top:
+        frac = lambda of: top["busbw_gbps"] / of if of else None  # noqa: E731
         comparison = {"bytes": top["bytes"], "busbw_gbps": top["busbw_gbps"],
-                      "fraction_of_p2p": top["busbw_gbps"] / ceiling["measured_gbps"] if ceiling["measured_gbps"] else None,
-                      "fraction_of_datasheet": top["busbw_gbps"] / ceiling["datasheet_gbps"] if ceiling["datasheet_gbps"] else None}
+                      "fraction_of_p2p": frac(ceiling["measured_gbps"]), "fraction_of_datasheet": frac(ceiling["datasheet_gbps"])}
     judged = {"metric": "all_reduce busbw at 1 GiB / measured P2P ceiling", "met": None}
     claim = goal(Path(__file__).resolve().parent, dev.get("arch", "cpu"))
     if claim is None:
@@ -363,7 +375,7 @@ def render(r: dict) -> str:
     c, lines = r["ceiling"], []
     lines.append(f"{r['world']} ranks, {r['backend']}, fp32; each cell: time per call, busbw GB/s")
     lines.append(text_table(["size"] + ops, table))
-    lines.append(f"P2P ceiling (measured, one direction): "
+    lines.append("P2P ceiling (measured, one direction): "
                  + (f"{c['measured_gbps']:.4g} GB/s ({c['measured_figure']}, {c['peaks_file']})" if c["measured_gbps"]
                     else f"not measured ({c.get('why')})")
                  + (f"; datasheet {c['datasheet_key']}: {c['datasheet_gbps']} GB/s per direction" if c["datasheet_gbps"] else ""))
@@ -442,13 +454,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--ops {args.ops!r}: choose from {', '.join(OPS)}")
     if not 1 <= min_bytes <= max_bytes:
         parser.error(f"need 1 <= --min-bytes ({min_bytes}) <= --max-bytes ({max_bytes})")
-    iters, warmup = args.iters or cfg["iters"], cfg["warmup"] if args.warmup is None else args.warmup
+    iters = cfg["iters"] if args.iters is None else args.iters
+    warmup = cfg["warmup"] if args.warmup is None else args.warmup
     if iters < 1 or warmup < 0 or args.timeout <= 0 or iters > 1000:
         parser.error("--iters must be 1..1000, --warmup >= 0 and --timeout > 0")
     if args.peaks and not args.peaks.is_file():
         parser.error(f"--peaks {args.peaks}: no such file")
     torchrun = all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"))
-    n = int(os.environ["WORLD_SIZE"]) if torchrun else (args.world or 2)
+    n = int(os.environ["WORLD_SIZE"]) if torchrun else (2 if args.world is None else args.world)
     if args.world is not None and torchrun and args.world != n:
         parser.error(f"--world {args.world} under torchrun, whose WORLD_SIZE is {n}")
     if n < 1:
