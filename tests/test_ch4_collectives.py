@@ -210,3 +210,13 @@ def test_nccl_sweep_on_every_visible_gpu(tmp_path):
     opts = {**OPTS, "max_bytes": 1 << 20, "step": 4, "iters": 5}
     r = col.finish(col.launch(n, "nccl", opts), n, "nccl", "small", opts)
     assert r["verified"] and all("busbw_gbps" in x or "skipped" in x for x in r["rows"])
+
+
+def test_benchmark_peak_p2p_options_refuse_bad_combinations(tmp_path, capsys):
+    import benchmark_peak
+
+    assert benchmark_peak.main(["--merge", str(tmp_path / "x.json")]) == 2            # --merge needs --p2p-only
+    assert benchmark_peak.main(["--p2p-only", "--merge", str(tmp_path / "x.json")]) == 2   # no such peaks file
+    if not torch.cuda.is_available():
+        assert benchmark_peak.main(["--p2p-only", "--device", "cpu"]) == 2
+    assert all(line.startswith("benchmark_peak:") for line in capsys.readouterr().err.strip().splitlines())
