@@ -9,7 +9,9 @@ rank fills its buffers with random small integers (stored as fp32, so every sum 
 runs the collective once and compares the result, element for element, with what it must be (computed on
 the rank from the other ranks' seeds); only then is it timed: warm-up calls, then `iters` back-to-back
 calls between two CUDA events (wall clock on the CPU), time per call = elapsed / iters, and the slowest
-rank's time is the collective's time (a collective ends when its last rank does).
+rank's time is the collective's time (a collective ends when its last rank does). The calls go through
+torch.distributed, so a small message's time includes PyTorch's per-call cost wherever the host cannot stay
+ahead of the GPU; nccl-tests, calling NCCL from C, shows lower small-message latencies.
 
 Sizes, as nccl-tests defines them (S bytes of fp32, per rank):
   all_reduce      S in, S out            algbw = S / t    busbw = algbw x 2(n-1)/n
@@ -150,7 +152,8 @@ def _measure_one(op: str, nbytes: int, rank: int, n: int, device, cfg: dict, see
     row["verified"] = bool(ok.item())
     if not row["verified"]:
         return {**row, "skipped": "output differs from the expected values on at least one rank: not timed"}
-    # Timed on the verified buffers; an in-place all-reduce grows them by n per call, far from fp32's range.
+    # Timed on the verified buffers. An in-place all-reduce multiplies them by n per call (to inf, after enough
+    # calls): a sum takes the same time whatever its values, and the result was checked above.
     for _ in range(cfg["warmup"]):
         call()
     if cuda:
