@@ -2,6 +2,8 @@
 
 Every bandwidth counts every byte a call moves: a copy reads N bytes and writes N bytes, so it moves 2N.
 (Counting only the bytes read halves the figure: that is how a copy test comes to report "51% of peak".)
+Peer (GPU-to-GPU) figures are the exception: they count the bytes that cross the link, once, as a link's
+bandwidth is quoted.
 Each section adds its figures to a Recorder and saves them, so a section that fails costs only itself.
 """
 from __future__ import annotations
