@@ -8,6 +8,8 @@
 #   ./run_all_tests.sh ch1 --record      also record chN/expectations/<gpu>.json
 # Any option is passed to `python -m harness run` (--size, --timeout, --cold-l2, --cpu-threads, ...); on a GPU
 # it runs with --strict, so a missed target or a regression fails the validation.
+# With two or more GPUs it then runs the multi-GPU commands listed in MULTIGPU_MODULES (below) under torchrun,
+# one process per GPU, each writing its JSON to results/<timestamp>/multigpu/<module>.json.
 set -uo pipefail
 cd "$(dirname "$0")"
 
@@ -34,8 +36,38 @@ else
     defaults=(--device cpu --size tiny)
 fi
 
+# Multi-GPU commands (not harness examples: each spans processes). One entry per command: "module args...";
+# it is started as `torchrun --standalone --nproc-per-node=<GPUs> -m module args... --json FILE` and must write
+# its result there (rank 0) and exit non-zero when anything did not verify. Append new ones here.
+MULTIGPU_MODULES=(
+    "ch4.collectives --backend nccl --size full"
+)
+MULTIGPU_TIMEOUT_S=600
+
 out="results/$(date +%Y%m%d-%H%M%S)"
 "$PY" -m harness run "${defaults[@]}" --out "$out" "$@"
 rc=$?
 [ -f "$out/summary.md" ] && echo "run_all_tests.sh: results in $out (results.json, summary.md)"
+
+ngpu=$("$PY" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)' 2>/dev/null || echo 0)
+if [ "${ngpu:-0}" -ge 2 ]; then
+    mkdir -p "$out/multigpu"
+    # NVLink multicast stays off in every rank (see README: multi-GPU runs).
+    export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+    for entry in "${MULTIGPU_MODULES[@]}"; do
+        read -r -a cmd <<< "$entry"
+        module=${cmd[0]}
+        chapter=${module%%.*}
+        if [ ${#targets[@]} -gt 0 ] && [[ " ${targets[*]} " != *" $chapter "* ]]; then
+            continue   # chapters were named, and not this one
+        fi
+        echo "run_all_tests.sh: multi-GPU: torchrun --nproc-per-node=$ngpu -m $entry"
+        timeout --kill-after=15 "$MULTIGPU_TIMEOUT_S" "$PY" -m torch.distributed.run --standalone --nproc-per-node="$ngpu" \
+            -m "${cmd[@]}" --json "$out/multigpu/$module.json" 2>&1 | tee "$out/multigpu/$module.log"
+        mrc=${PIPESTATUS[0]}
+        echo "$module rc=$mrc" >> "$out/multigpu/status.txt"
+        [ "$mrc" -eq 0 ] || { echo "run_all_tests.sh: multi-GPU $module failed (rc=$mrc)" >&2; rc=1; }
+    done
+    echo "run_all_tests.sh: multi-GPU results in $out/multigpu"
+fi
 exit $rc

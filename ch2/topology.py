@@ -139,3 +139,84 @@ def pci_local_cpus(bus_id: str, root: Path = SYSFS_PCI) -> list[int]:
         return parse_cpulist((root / sysfs_bus_id(bus_id) / "local_cpulist").read_text())
     except (OSError, ValueError):
         return []
+
+
+# ---- measured peer figures, beside the links they cross ----------------------------------------
+
+P2P_KINDS = (("copy", "p2p_{i}to{j}_gbps"), ("pull", "p2p_kernel_pull_{i}to{j}_gbps"),
+             ("push", "p2p_kernel_push_{i}to{j}_gbps"), ("rtt_us", "peer_latency_{i}to{j}_us"))
+
+
+def p2p_pairs(peaks: dict) -> list[dict]:
+    """Each ordered GPU pair a peaks file measured: copy-engine, kernel pull/push GB/s and round-trip us."""
+    figures = peaks.get("figures", {})
+    found = sorted({(int(m[1]), int(m[2])) for name in figures
+                    if (m := re.fullmatch(r"(?:p2p_(?:kernel_(?:pull|push)_)?|peer_latency_)(\d+)to(\d+)_(?:gbps|us)", name))})
+    out = []
+    for i, j in found:
+        row = {"src": i, "dst": j}
+        for kind, pattern in P2P_KINDS:
+            entry = figures.get(pattern.format(i=i, j=j))
+            row[kind] = entry.get("value") if isinstance(entry, dict) else None
+        out.append(row)
+    return out
+
+
+def render_p2p(peaks: dict, topo: Topology | None = None) -> str:
+    """The measured peer table, each pair beside its `nvidia-smi topo -m` link; or why there is none."""
+    from harness.report import text_table
+
+    pairs = p2p_pairs(peaks)
+    if not pairs:
+        why = peaks.get("skipped", {}).get("p2p_gbps") or peaks.get("skipped", {}).get("peers") or "no P2P figures"
+        return f"peer bandwidth: not measured ({why})"
+    fmt = lambda v, unit: "-" if v is None else f"{v:.4g} {unit}"  # noqa: E731
+    link = lambda i, j: topo.links.get(f"GPU{i}", {}).get(f"GPU{j}", "?") if topo else "?"  # noqa: E731
+    rows = [[f"GPU{p['src']} -> GPU{p['dst']}", link(p["src"], p["dst"]),
+             fmt(p["copy"], "GB/s"), fmt(p["pull"], "GB/s"), fmt(p["push"], "GB/s"), fmt(p["rtt_us"], "us")] for p in pairs]
+    prov = peaks.get("details", {}).get("p2p_provenance") or peaks.get("provenance", {})
+    head = f"peer bandwidth, measured (benchmark_peak.py, git {prov.get('git_sha')}, {prov.get('started_at')}):"
+    return "\n".join([head, text_table(["pair", "link", "copy engine", "kernel pull", "kernel push", "round trip"], rows)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ch2.topology [--peaks FILE] [--topo-file FILE]`: the link matrix and the measured peer figures."""
+    import argparse
+    import sys
+
+    from harness import peaks as peaks_mod
+
+    parser = argparse.ArgumentParser(prog="python -m ch2.topology", description=main.__doc__)
+    parser.add_argument("--peaks", type=Path, help="peaks JSON (default: peaks/<this GPU>.json)")
+    parser.add_argument("--topo-file", type=Path, help="a saved `nvidia-smi topo -m` output instead of running it")
+    args = parser.parse_args(argv)
+    for opt, path in (("--peaks", args.peaks), ("--topo-file", args.topo_file)):
+        if path and not path.is_file():
+            print(f"topology: {opt} {path}: no such file", file=sys.stderr)
+            return 2
+    text, why = (args.topo_file.read_text(), "") if args.topo_file else read_topo_m()
+    topo = parse(text) if text else Topology()
+    if topo.devices:
+        print("links (nvidia-smi topo -m):")
+        for a in topo.gpus:
+            print("  " + a + ": " + ", ".join(f"{b} {topo.links[a].get(b, '?')}" for b in topo.gpus if b != a))
+    else:
+        print(f"links: unavailable ({why or 'no matrix in the output'})")
+    path = args.peaks
+    if path is None:
+        import torch
+        name = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        path = peaks_mod.peaks_path(name) if name else None
+    if path is None or not path.exists():
+        print(f"peer bandwidth: no peaks file{f' ({path})' if path else ''}: run benchmark_peak.py --p2p-only on 2+ GPUs")
+        return 0
+    try:
+        print(render_p2p(peaks_mod.load_peaks(path), topo))
+    except ValueError as exc:
+        print(f"topology: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,11 +2,14 @@
 
 Every bandwidth counts every byte a call moves: a copy reads N bytes and writes N bytes, so it moves 2N.
 (Counting only the bytes read halves the figure: that is how a copy test comes to report "51% of peak".)
+Peer (GPU-to-GPU) figures are the exception: they count the bytes that cross the link, once, as a link's
+bandwidth is quoted.
 Each section adds its figures to a Recorder and saves them, so a section that fails costs only itself.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 from functools import partial as partial_fn
@@ -333,22 +336,112 @@ def host_link(device: torch.device, plan: Plan, rec: Recorder) -> None:
                    f"{size} copy_", "host_link_gbps")
 
 
+PEER_LATENCY_BYTES = 8    # the small transfer whose round trip is the latency figure
+
+
 def peers(device: torch.device, plan: Plan, rec: Recorder) -> None:
+    """Every ordered GPU pair i -> j: copy engine, SM-driven copies (pull and push), and a small round trip.
+
+    Copy engine: `dst.copy_(src)` between devices is a cudaMemcpyAsync on the source's stream (a DMA engine
+    moves the bytes; with peer access on, straight over NVLink/PCIe, else staged through the host).
+    Kernel-driven: a Triton copy kernel loads and stores every element itself; "pull" runs on GPU j reading
+    GPU i's memory, "push" runs on GPU i writing into GPU j's memory (as NCCL's P2P transport does). Both
+    need peer access. Each GB/s counts the bytes that cross the link once (N, not 2N). Latency: the round
+    trip of an 8-byte copy i -> j -> i, from the host's view (launches and cross-device event waits included).
+    """
     count = torch.cuda.device_count() if device.type == "cuda" else 0
     if count < 2:
-        return rec.skip("p2p_gbps", f"{count} GPU(s) visible: needs two or more")
+        return rec.skip("p2p_gbps", f"needs 2 GPUs, {count} visible: not measured")
     n = plan.host_bytes // 4
-    for i in range(count):
-        for j in range(i + 1, count):
-            src_dev = torch.device("cuda", i)
-            with torch.cuda.device(i):   # the copy runs on the source's stream: time it there
-                src = torch.rand(n, device=src_dev)
-                dst = torch.empty(n, device=torch.device("cuda", j))
-                gbps = _gbps(4 * n, _time(partial_fn(dst.copy_, src), src_dev, plan))
-            peer = torch.cuda.can_device_access_peer(i, j)
-            rec.figure(f"p2p_{i}to{j}_gbps", gbps, "GB/s", f"GPU {i} -> GPU {j}",
-                       f"{plan.host_bytes // MiB} MiB copy_, peer access {'on' if peer else 'off (staged via host)'}",
-                       "gpu_link_gbps")
+    size = f"{plan.host_bytes // MiB} MiB"
+    pairs = [(i, j) for i in range(count) for j in range(count) if i != j]
+    access = {(i, j): torch.cuda.can_device_access_peer(i, j) for i, j in pairs}
+    rec.doc["details"]["peer_access"] = {f"{i}->{j}": ok for (i, j), ok in access.items()}
+    bufs = {i: torch.rand(n, device=torch.device("cuda", i)) for i in range(count)}
+    sinks = {i: torch.empty(n, device=torch.device("cuda", i)) for i in range(count)}
+    on_host = {i: b.cpu() for i, b in bufs.items()}   # what every copy must deliver
+    for i, j in pairs:   # one copy each way first: torch enables peer access on the first cross-device copy
+        sinks[j].copy_(bufs[i])
+        if not torch.equal(sinks[j].cpu(), on_host[i]):
+            rec.notes.append(f"copy GPU {i} -> GPU {j} gave a wrong result")
+    for i, j in pairs:
+        peer = access[(i, j)] and access[(j, i)]
+        src, dst, src_dev, dst_dev = bufs[i], sinks[j], torch.device("cuda", i), torch.device("cuda", j)
+        with torch.cuda.device(i):   # the copy runs on the source's stream: time it there
+            gbps = _gbps(4 * n, _time(partial_fn(dst.copy_, src), src_dev, plan))
+        rec.figure(f"p2p_{i}to{j}_gbps", gbps, "GB/s", f"GPU {i} -> GPU {j}, copy engine",
+                   f"{size} copy_, peer access {'on' if peer else 'off (staged via host)'}", "gpu_link_gbps")
+        if not peer:
+            rec.skip(f"p2p_kernel_{i}to{j}_gbps", "no peer access between these GPUs: a kernel cannot reach the other's memory")
+        elif triton is None:
+            rec.skip(f"p2p_kernel_{i}to{j}_gbps", "needs Triton")
+        else:
+            for way, run_on in (("pull", j), ("push", i)):
+                try:
+                    _kernel_copy(way, i, j, run_on, src, dst, on_host[i], plan, rec)
+                except Exception as exc:   # a Triton that refuses a peer pointer costs this figure only
+                    rec.skip(f"p2p_kernel_{way}_{i}to{j}_gbps", f"failed: {type(exc).__name__}: {str(exc)[:200]}")
+        small_i = torch.zeros(PEER_LATENCY_BYTES // 4, device=src_dev)
+        small_j = torch.zeros(PEER_LATENCY_BYTES // 4, device=dst_dev)
+
+        def round_trip(a=small_i, b=small_j):
+            b.copy_(a)   # on GPU i's stream; GPU j's stream waits for it
+            a.copy_(b)   # on GPU j's stream; GPU i's stream waits for it
+
+        with torch.cuda.device(i):
+            us = _time(round_trip, src_dev, plan) * 1e3
+        rec.figure(f"peer_latency_{i}to{j}_us", us, "us", f"GPU {i} -> GPU {j} -> GPU {i}, round trip",
+                   f"{PEER_LATENCY_BYTES}-byte copy_ there and back, per round trip (launches and event waits included)")
+    for i, j in pairs:
+        if i < j:
+            _bidirectional(i, j, bufs, sinks, n, plan, rec)
+
+
+def _kernel_copy(way: str, i: int, j: int, run_on: int, src, dst, expected, plan: Plan, rec: Recorder) -> None:
+    block, warps = plan.copy_configs[-1]
+    grid = (triton.cdiv(src.numel(), block),)
+    with torch.cuda.device(run_on):
+        dst.fill_(float("nan"))
+        copy_kernel[grid](src, dst, src.numel(), BLOCK=block, num_warps=warps)
+        if not torch.equal(dst.cpu(), expected):
+            rec.notes.append(f"{way} kernel GPU {i} -> GPU {j} gave a wrong copy; not timed")
+            return
+        ms = _time(partial_fn(copy_kernel[grid], src, dst, src.numel(), BLOCK=block, num_warps=warps),
+                   torch.device("cuda", run_on), plan)
+    where = f"on GPU {j}, loads from GPU {i}" if way == "pull" else f"on GPU {i}, stores to GPU {j}"
+    rec.figure(f"p2p_kernel_{way}_{i}to{j}_gbps", _gbps(4 * src.numel(), ms), "GB/s",
+               f"GPU {i} -> GPU {j}, SM copy kernel ({way})",
+               f"{src.numel() * 4 // MiB} MiB, triton copy BLOCK={block} num_warps={warps} {where}", "gpu_link_gbps")
+
+
+def _bidirectional(i: int, j: int, bufs: dict, sinks: dict, n: int, plan: Plan, rec: Recorder) -> None:
+    """Both directions at once. copy_ runs on the source's current stream and fences the destination's current
+    stream, so each direction gets private streams on both devices: neither copy waits for the other."""
+    dev = {k: torch.device("cuda", k) for k in (i, j)}
+    streams = {(a, b): (torch.cuda.Stream(dev[a]), torch.cuda.Stream(dev[b])) for a, b in ((i, j), (j, i))}
+
+    def both():
+        for (a, b), (on_src, on_dst) in streams.items():
+            with torch.cuda.stream(on_src), torch.cuda.stream(on_dst):
+                sinks[b].copy_(bufs[a])
+
+    def settle():
+        for k in (i, j):
+            torch.cuda.synchronize(dev[k])
+
+    reps = 3 if plan.quick else 10
+    both()
+    settle()
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            both()
+        settle()
+        best = min(best, (time.perf_counter() - t0) / reps)
+    rec.figure(f"peer_bidir_{i}and{j}_gbps", 2 * 4 * n / best / 1e9, "GB/s", f"GPU {i} <-> GPU {j}, both directions at once",
+               f"{plan.host_bytes // MiB} MiB copy_ each way, concurrently on private streams; best of 3 x {reps} "
+               "by the host clock; the sum of both directions")
 
 
 # --- torch.compile on a small transformer block --------------------------------------------------------------
@@ -434,14 +527,31 @@ def matmul_burst(device: torch.device, plan: Plan, rec: Recorder) -> None:
 
 
 SECTIONS = (memory, l2, matmul, matmul_burst, launch, host_link, peers, compiled_block)
+P2P_PREFIXES = ("p2p_", "peer_")   # every figure and skip the peers section writes starts with one of these
 
 
-def run(device: torch.device, plan: Plan, save: Callable[[dict], None], log: Callable[[str], None] = print) -> dict:
+def merge_p2p(into: dict, p2p: dict) -> dict:
+    """A peaks document with its P2P figures replaced by those of a --p2p-only run (whose provenance is kept
+    beside the document's own: the two may come from different runs, or different machines of one model)."""
+    out = json.loads(json.dumps(into))
+    for table in ("figures", "skipped"):
+        out[table] = {k: v for k, v in out.get(table, {}).items() if not k.startswith(P2P_PREFIXES) and k != "peers"}
+        out[table].update(p2p.get(table, {}))
+    out.setdefault("details", {})["p2p_provenance"] = p2p.get("provenance")
+    out["details"]["peer_access"] = p2p.get("details", {}).get("peer_access")
+    out["notes"] = list(out.get("notes", [])) + [f"P2P: {n}" for n in p2p.get("notes", [])]
+    return out
+
+
+def run(device: torch.device, plan: Plan, save: Callable[[dict], None], log: Callable[[str], None] = print,
+        sections: tuple = SECTIONS) -> dict:
     """Every section in turn; the document is saved after each, and a failing section is recorded, not fatal."""
     doc = {"schema": 1, "quick": plan.quick, "provenance": provenance(device, quick=plan.quick),
            "figures": {}, "skipped": {}, "details": {"section_seconds": {}}, "notes": []}
+    if sections != SECTIONS:
+        doc["sections"] = [s.__name__ for s in sections]   # a partial run says which parts it holds
     rec = Recorder(doc, save, log)
-    for section in SECTIONS:
+    for section in sections:
         log(f"{section.__name__} ...")
         t0 = time.perf_counter()
         try:
