@@ -14,7 +14,16 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 PY=.venv/bin/python
-[ -x "$PY" ] || { echo "run_all_tests.sh: no .venv here: run ./setup.sh first" >&2; exit 2; }
+if [ ! -x "$PY" ]; then
+    # A GPU node whose own python3 already has torch (a container image, say) can run without a .venv.
+    if python3 -c 'import torch, numpy' 2>/dev/null; then
+        PY=python3
+        echo "run_all_tests.sh: no .venv here: using python3 ($(python3 -c 'import torch; print("torch", torch.__version__)'))"
+    else
+        echo "run_all_tests.sh: no .venv here and python3 has no torch: run ./setup.sh first" >&2
+        exit 2
+    fi
+fi
 
 targets=()
 for arg in "$@"; do [[ $arg == ch* ]] && targets+=("$arg"); done

@@ -53,7 +53,7 @@ def load_targets(chapter_dir: Path) -> dict:
             if spec.get("op", ">=") not in OPS:
                 raise TargetsError(f"{where} op must be one of {', '.join(OPS)}")
             for key, value in spec.items():
-                text_key = key in ("op", "source", "variant") or key.startswith("source_")
+                text_key = key in ("op", "source", "variant", "command") or key.startswith("source_")
                 if not text_key and (isinstance(value, bool) or not isinstance(value, (int, float))):
                     raise TargetsError(f"{where} {key} must be a number, got {value!r}")
     return data
@@ -63,8 +63,11 @@ def check_names(data: dict, path: Path, variants: dict[str, set[str] | None]) ->
     """Every example and variant a targets file names must exist: a misspelt key would never be judged.
 
     variants: example name -> its variant names (None where the example could not be loaded to tell).
+    A table whose metrics name a `command` (`command = "python -m ch4.collectives"`) is that command's to judge.
     """
     for example, metrics in data.items():
+        if all("command" in spec for spec in metrics.values()):
+            continue   # judged by a command of its own (a multi-process sweep, say), not by a harness example
         if example not in variants:
             raise TargetsError(f"{path}: [{example}] names no example in {path.parent.name}; "
                                f"it has: {', '.join(sorted(variants)) or 'none'}")

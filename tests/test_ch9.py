@@ -111,19 +111,6 @@ def test_every_declared_launcher_is_defined_and_bound():
     assert used <= bound, f"examples call unbound functions: {used - bound}"
 
 
-def test_targets_name_real_examples_and_variants():
-    from harness.targets import load_targets
-
-    targets = load_targets(CH9)
-    assert targets
-    for example, metrics in targets.items():
-        path = CH9 / f"{example}.py"
-        assert path.exists(), f"ch9/targets.toml names no example {example!r}"
-        names = {v.name for v in load_example(path).variants()}
-        for metric, spec in metrics.items():
-            assert spec.get("source"), f"[{example}.{metric}] needs a source"
-            assert spec.get("variant") in names | {None}, f"[{example}.{metric}] names no variant {spec['variant']!r}"
-
 
 def test_gpu_scripts_are_executable_and_name_real_files():
     for script in ("gpu_check.sh", "show_sass.sh"):
