@@ -1,0 +1,374 @@
+"""Symmetric memory: one GPU writes straight into another's buffer, with no receive posted on the other side.
+
+    python -m ch4.symmetric_memory                                   # 2 CPU ranks over gloo: baselines only
+    python -m ch4.symmetric_memory --device cuda --size full --json out.json   # every visible GPU
+
+`torch.distributed._symmetric_memory` allocates a buffer on every rank (`symm_mem.empty`) and maps each
+peer's buffer into every rank's address space (`symm_mem.rendezvous`); `hdl.get_buffer(peer, ...)` is
+then an ordinary tensor whose memory lives on the peer GPU, so a `copy_` into it is a one-sided put
+over NVLink (the copy engine does it) and a `copy_` out of it a get. `hdl.barrier()` is a kernel that
+signals every peer through its signal pad and waits for theirs: after it, every put has landed.
+No multicast (NVLS) object or multimem instruction is used anywhere here.
+
+(a) all-gather of W shards of S bytes each, W ranks:
+- `collective_all_gather` (baseline): `dist.all_gather_into_tensor` (NCCL on GPUs, gloo on the CPU).
+- `symm_put`: each rank copies its shard into slot `rank` of every peer's buffer, then one barrier.
+- `symm_get`: each rank publishes its shard in its own buffer, a barrier, copies every peer's slot out,
+  and a second barrier so no rank overwrites a slot a peer is still reading.
+  Bound: each GPU receives (W-1)*S bytes; at NVLink's ~450 GB/s per direction on an H200 (spec; the
+  measured ceiling is what NCCL reaches here at the largest size) time >= (W-1)*S / 450 GB/s.
+
+(b) all-gather + matmul, C = all_gather(A_shard) @ B (a tensor-parallel layer's input all-gather):
+- `all_gather_then_matmul` (baseline): the all-gather finishes, then one GEMM.
+- `fused_all_gather_matmul`: `torch.ops.symm_mem.fused_all_gather_matmul`: the local shard's GEMM runs
+  while the copy engine pulls the next peer's shard out of its symmetric buffer, shard after shard.
+  Bound: max(comm, 2*M*K*N / FLOP rate) instead of their sum; the gain is at most the smaller of the two.
+Every output is compared with one computed from all ranks' inputs (each rank regenerates them from the
+seed): copies must match exactly, GEMMs within the harness's tolerance for the dtype. Times are the
+slowest rank's mean over the timed iterations (CUDA events on GPUs). On the CPU (gloo) only the
+baselines run: symmetric memory needs CUDA GPUs that can map each other's memory; the other variants
+are listed as skipped with that reason. Each run is bounded by --timeout; on expiry every rank is killed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from datetime import timedelta
+from pathlib import Path
+
+from harness.report import emit
+
+# Kept set in every rank: no NVLink SHARP (multicast) objects, on these machines or anywhere.
+NO_MULTICAST_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+SIZES = {  # shard_kib: per-rank shard of the all-gather; gemm: (M total rows, K, N) of the all-gather + matmul
+    "tiny": dict(shard_kib=[4, 64], gemm=[(64, 32, 48)], iters=3, warmup=1),
+    "small": dict(shard_kib=[64, 4096], gemm=[(1024, 1024, 1024)], iters=10, warmup=3),
+    "full": dict(shard_kib=[64, 1024, 16384, 131072], gemm=[(4096, 8192, 8192), (16384, 8192, 8192), (32768, 8192, 4096)],
+                 iters=20, warmup=5),
+}
+SKIP_CPU = "symmetric memory needs CUDA GPUs that map each other's memory (run with --device cuda)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"symmetric_memory: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+# ---- running W ranks with a deadline (ch4/nvshmem_put.py uses it too) ------------------------------
+
+def spawn_ranks(fn, world: int, args: tuple, timeout: float, backend: str) -> None:
+    """Run fn(rank, world, store, *args) in `world` spawned processes; kill them all past `timeout` seconds."""
+    import torch.multiprocessing as mp
+
+    saved = {k: os.environ.get(k) for k in [*NO_MULTICAST_ENV, "GLOO_SOCKET_IFNAME"]}
+    os.environ.update(NO_MULTICAST_ENV)
+    if backend == "gloo" and saved["GLOO_SOCKET_IFNAME"] is None:
+        os.environ["GLOO_SOCKET_IFNAME"] = "lo"   # ranks on one node: the loopback interface, no network needed
+    try:
+        with tempfile.TemporaryDirectory(prefix="ch4_ranks_") as tmp:
+            ctx = mp.start_processes(fn, args=(world, os.path.join(tmp, "store"), *args), nprocs=world,
+                                     join=False, start_method="spawn")
+            deadline = time.monotonic() + timeout
+            try:
+                while not ctx.join(timeout=0.5):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"no result within {timeout:g} s")
+            except BaseException:
+                for p in ctx.processes:
+                    if p.is_alive():
+                        p.kill()
+                for p in ctx.processes:
+                    p.join(5)
+                raise
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def init_rank(rank: int, world: int, store: str, backend: str, device_type: str):
+    """This process's device, with its process group joined."""
+    import torch
+    import torch.distributed as dist
+
+    os.environ.update(NO_MULTICAST_ENV)
+    torch.set_num_threads(1)  # fixed: ranks share the machine's cores
+    device = torch.device(device_type, rank % torch.cuda.device_count()) if device_type == "cuda" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, init_method=f"file://{store}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=60))
+    return device
+
+
+def timed(fn, device, iters: int, warmup: int) -> float:
+    """Mean seconds per call on this rank, then the slowest rank's figure (every rank must call this)."""
+    import torch
+    import torch.distributed as dist
+
+    for _ in range(warmup):
+        fn()
+    dist.barrier()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            fn()
+        end.record()
+        end.synchronize()
+        seconds = start.elapsed_time(end) / 1e3 / iters
+    else:
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        seconds = (time.perf_counter() - t0) / iters
+    worst = torch.tensor([seconds], dtype=torch.float64, device=device)
+    dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+    return float(worst)
+
+
+# ---- the symmetric-memory handle --------------------------------------------------------------------
+
+def register_group() -> str:
+    """The world group's name, registered for symmetric memory where this torch still asks for it."""
+    import torch.distributed as dist
+    import torch.distributed._symmetric_memory as symm_mem
+
+    group_name = dist.group.WORLD.group_name
+    enable = getattr(symm_mem, "enable_symm_mem_for_group", None)
+    if enable is not None and not hasattr(enable, "__deprecated__"):   # older torch needs it; newer ones deprecate it
+        enable(group_name)
+    return group_name
+
+
+def symmetric_buffer(numel: int, dtype, device):
+    """A buffer in every rank's symmetric heap and the handle that maps the peers' ones (no multicast)."""
+    import torch.distributed._symmetric_memory as symm_mem
+
+    group_name = register_group()
+    buf = symm_mem.empty(numel, dtype=dtype, device=device)
+    return buf, symm_mem.rendezvous(buf, group_name)
+
+
+def _inputs(shape, dtype, world: int, seed: int):
+    """Every rank's input, generated alike on every rank: shard r is rank r's; the reference needs them all."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=g).to(dtype) for _ in range(world)]
+
+
+# ---- (a) all-gather -----------------------------------------------------------------------------------
+
+def all_gather_rows(cfg: dict, rank: int, world: int, device, seed: int) -> list[dict]:
+    import torch
+    import torch.distributed as dist
+
+    rows = []
+    dtype = torch.float32
+    for kib in cfg["shard_kib"]:
+        n = kib * 1024 // 4
+        shards = _inputs((n,), dtype, world, seed + kib)
+        expected = torch.cat(shards)
+        shard = shards[rank].to(device)
+        out = torch.empty(world * n, dtype=dtype, device=device)
+        ways = {"collective_all_gather": lambda: dist.all_gather_into_tensor(out, shard)}
+        if device.type == "cuda":
+            buf, hdl = symmetric_buffer(world * n, dtype, device)
+            peers = [hdl.get_buffer(p, (world * n,), dtype) for p in range(world)]  # peer p's buffer, mapped here
+
+            def put():
+                for p in range(world):
+                    peers[p][rank * n:(rank + 1) * n].copy_(shard)   # one-sided: peer p posts nothing
+                hdl.barrier(channel=0)                               # every rank's puts have landed
+
+            def get():
+                buf[rank * n:(rank + 1) * n].copy_(shard)
+                hdl.barrier(channel=0)                               # every slot is published
+                for p in range(world):
+                    out[p * n:(p + 1) * n].copy_(peers[p][p * n:(p + 1) * n])
+                hdl.barrier(channel=1)                               # nobody overwrites a slot still being read
+
+            ways["symm_put"], ways["symm_get"] = put, get
+        for way, fn in [*ways.items()] + ([] if device.type == "cuda" else [("symm_put", None), ("symm_get", None)]):
+            row = {"part": "all_gather", "way": way, "shard_bytes": n * 4, "gathered_bytes": world * n * 4,
+                   "role": "baseline" if way == "collective_all_gather" else "optimized"}
+            if fn is None:
+                rows.append({**row, "skipped": SKIP_CPU})
+                continue
+            row["seconds"] = timed(fn, device, cfg["iters"], cfg["warmup"])
+            out.zero_()
+            if way == "symm_put":
+                buf.zero_()
+                dist.barrier()
+            fn()                       # one more, checked
+            result = buf if way == "symm_put" else out
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            row["verified"] = bool(torch.equal(result.cpu(), expected))
+            # NCCL's bus bandwidth convention for all-gather: (W-1)/W of the gathered bytes cross links.
+            row["bus_gbps"] = (world - 1) / world * world * n * 4 / row["seconds"] / 1e9
+            rows.append(row)
+    return rows
+
+
+# ---- (b) all-gather + matmul --------------------------------------------------------------------------
+
+def gemm_rows(cfg: dict, rank: int, world: int, device, seed: int) -> list[dict]:
+    import torch
+    import torch.distributed as dist
+
+    from harness.verify import compare
+
+    rows = []
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    for m, k, n in cfg["gemm"]:
+        if m % world:
+            rows.append({"part": "all_gather_matmul", "shape": [m, k, n], "skipped": f"M={m} not divisible by {world}"})
+            continue
+        a_shards = _inputs((m // world, k), dtype, world, seed + m)
+        b = _inputs((k, n), dtype, 1, seed + m + 1)[0].to(device)
+        a_shard = a_shards[rank].to(device)
+        # The reference: the whole A, on this rank, in float32 (a GEMM's rounding is judged against it).
+        reference = (torch.cat(a_shards).to(device).float() @ b.float()).to(dtype)
+        a_full = torch.empty(m, k, dtype=dtype, device=device)
+
+        def unfused():
+            dist.all_gather_into_tensor(a_full, a_shard)
+            return a_full @ b
+
+        ways = {"all_gather_then_matmul": unfused}
+        if device.type == "cuda":
+            group_name = register_group()
+            ways["fused_all_gather_matmul"] = lambda: torch.ops.symm_mem.fused_all_gather_matmul(
+                a_shard, [b], 0, group_name)[1][0]
+        flops = 2 * m * k * n
+        for way in ["all_gather_then_matmul", "fused_all_gather_matmul"]:
+            row = {"part": "all_gather_matmul", "way": way, "shape": [m, k, n], "dtype": str(dtype).removeprefix("torch."),
+                   "role": "baseline" if way == "all_gather_then_matmul" else "optimized"}
+            if way not in ways:
+                rows.append({**row, "skipped": SKIP_CPU})
+                continue
+            row["seconds"] = timed(ways[way], device, cfg["iters"], cfg["warmup"])
+            out = ways[way]()
+            cmp = compare([out], [reference])
+            row["verified"], row["reason"] = cmp.ok, cmp.reason
+            row["tflops"] = flops / row["seconds"] / 1e12
+            rows.append(row)
+        # Its parts alone, so the overlap can be judged: the GEMM with A already gathered, and the all-gather.
+        if device.type == "cuda":
+            row = {"part": "all_gather_matmul", "way": "matmul_only", "shape": [m, k, n], "role": "part"}
+            row["seconds"] = timed(lambda: a_full @ b, device, cfg["iters"], cfg["warmup"])
+            rows.append(row)
+    return rows
+
+
+def _rank_main(rank: int, world: int, store: str, backend: str, device_type: str, cfg: dict, parts, out: str, seed: int):
+    import torch.distributed as dist
+
+    device = init_rank(rank, world, store, backend, device_type)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            rows = []
+            if "all_gather" in parts:
+                rows += all_gather_rows(cfg, rank, world, device, seed)
+            if "matmul" in parts:
+                rows += gemm_rows(cfg, rank, world, device, seed)
+        if rank == 0:
+            Path(out).write_text(json.dumps(rows))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def run(world: int, device: str, size: str, parts=("all_gather", "matmul"), timeout: float = 180, seed: int = 0) -> dict:
+    backend = "nccl" if device == "cuda" else "gloo"
+    cfg = SIZES[size]
+    with tempfile.TemporaryDirectory(prefix="symm_mem_") as tmp:
+        out = os.path.join(tmp, "rows.json")
+        spawn_ranks(_rank_main, world, (backend, device, cfg, tuple(parts), out, seed), timeout, backend)
+        rows = json.loads(Path(out).read_text())
+    base = {}
+    for r in rows:
+        if r.get("role") == "baseline" and "seconds" in r:
+            base[(r["part"], r.get("shard_bytes"), tuple(r.get("shape") or ()))] = r["seconds"]
+    for r in rows:
+        b = base.get((r["part"], r.get("shard_bytes"), tuple(r.get("shape") or ())))
+        ok = r.get("verified", r.get("role") == "part")
+        # An output that does not match earns no speedup.
+        r["speedup_vs_baseline"] = b / r["seconds"] if b and "seconds" in r and r.get("role") == "optimized" and ok else None
+    verified = all(r.get("verified", True) for r in rows)
+    import torch
+
+    from harness.device import provenance
+    prov = provenance(torch.device("cuda" if device == "cuda" else "cpu"), size=size, world=world, backend=backend)
+    return {"schema": 1, "tool": "python -m ch4.symmetric_memory", "world": world, "device": device, "backend": backend,
+            "size": size, "config": cfg, "env": NO_MULTICAST_ENV, "rows": rows, "verified": verified, "provenance": prov}
+
+
+def render(r: dict) -> str:
+    from harness.report import text_table
+
+    table = []
+    for x in r["rows"]:
+        what = (f"{x['shard_bytes'] / 2**10:g} KiB/rank" if x["part"] == "all_gather" else "x".join(map(str, x["shape"])))
+        if "skipped" in x:
+            table.append([x["part"], what, x.get("way", "-"), "-", "-", "-", f"skipped: {x['skipped']}"])
+            continue
+        rate = f"{x['bus_gbps']:.1f} GB/s bus" if "bus_gbps" in x else (f"{x['tflops']:.1f} TFLOP/s" if "tflops" in x else "-")
+        ver = "-" if "verified" not in x else ("yes" if x["verified"] else f"NO {x.get('reason', '')}")
+        sp = "-" if x["speedup_vs_baseline"] is None else f"{x['speedup_vs_baseline']:.2f}x"
+        table.append([x["part"], what, x["way"], f"{x['seconds'] * 1e6:.1f}", rate, sp, ver])
+    head = f"{r['world']} ranks, {r['backend']} on {r['device']}, size {r['size']}"
+    return "\n".join([head, text_table(["part", "size", "way", "us", "rate", "vs baseline", "verified"], table),
+                      "all outputs verified" if r["verified"] else "NOT VERIFIED: see the table"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m ch4.symmetric_memory", description=__doc__.splitlines()[0])
+    parser.add_argument("--world", type=int, help="ranks (default: every visible GPU with --device cuda, else 2)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--size", choices=list(SIZES), default="tiny")
+    parser.add_argument("--parts", default="all_gather,matmul", help="all_gather, matmul, or both (comma-separated)")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds before every rank is killed")
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write JSON to FILE (or - for stdout)")
+    args = parser.parse_args(argv)
+    parts = tuple(p for p in args.parts.split(",") if p)
+    if not parts or any(p not in ("all_gather", "matmul") for p in parts):
+        parser.error(f"--parts {args.parts!r}: expected all_gather, matmul or all_gather,matmul")
+    visible = 0
+    if args.device == "cuda":
+        import torch
+        visible = torch.cuda.device_count()
+    world = args.world if args.world is not None else (visible if args.device == "cuda" else 2)
+    if world < 2:
+        parser.error(f"--world must be at least 2 (got {world}; {visible} GPUs visible)" if args.device == "cuda"
+                     else f"--world must be at least 2 (got {world})")
+    if args.device == "cuda" and world > visible:
+        parser.error(f"--world {world} on cuda needs {world} GPUs, {visible} visible")
+    try:
+        report = run(world, args.device, args.size, parts, args.timeout)
+    except Exception as exc:
+        print(f"symmetric_memory: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              file=sys.stderr)
+        return 1
+    try:
+        emit(report, render, args.json)
+    except OSError as exc:
+        parser.error(f"cannot write {args.json}: {exc}")
+    return 0 if report["verified"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
