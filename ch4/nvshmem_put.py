@@ -34,9 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.report import emit
-
 from ch4.symmetric_memory import NO_MULTICAST_ENV, init_rank, spawn_ranks
+from harness.report import emit
 
 SOURCE = Path(__file__).resolve().parent / "nvshmem" / "ring_put.cu"
 BUILD_ROOT = Path(__file__).resolve().parent.parent / "build" / "nvshmem"
@@ -139,7 +138,7 @@ def run_nvshmem(exe: Path, root: Path, world: int, sizes: list[int], iters: int,
                     os.killpg(p.pid, signal.SIGKILL)   # that PE's own session, nothing else
                 p.wait()
         outputs = []
-        for r, log in enumerate(logs):
+        for log in logs:
             log.seek(0)
             outputs.append(log.read())
             log.close()
@@ -159,6 +158,21 @@ def run_nvshmem(exe: Path, root: Path, world: int, sizes: list[int], iters: int,
 
 # ---- the NCCL ring, the baseline -------------------------------------------------------------------
 
+def _pattern(n: int, sender: int, device):
+    """What `sender` sends: every element names its sender and its index (exact in float32)."""
+    import torch
+
+    return (torch.arange(n, device=device) % 65521 + sender * 1000003).float()
+
+
+def _nccl_step(send, recv, nxt: int, prv: int):
+    import torch.distributed as dist
+
+    ops = [dist.P2POp(dist.isend, send, nxt), dist.P2POp(dist.irecv, recv, prv)]
+    for work in dist.batch_isend_irecv(ops):
+        work.wait()
+
+
 def _nccl_rank(rank: int, world: int, store: str, sizes: list[int], iters: int, out: str):
     import torch
     import torch.distributed as dist
@@ -171,20 +185,11 @@ def _nccl_rank(rank: int, world: int, store: str, sizes: list[int], iters: int, 
         rows = []
         for b in sizes:
             n = max(1, b // 4)
-            pattern = lambda r: (torch.arange(n, device=device) % 65521 + r * 1000003).float()  # noqa: E731
-            send, recv = pattern(rank), torch.zeros(n, device=device)
-
-            def step():
-                ops = [dist.P2POp(dist.isend, send, nxt), dist.P2POp(dist.irecv, recv, prv)]
-                for w in dist.batch_isend_irecv(ops):
-                    w.wait()
-
-            seconds = timed(step, device, iters, max(1, iters // 10))
-            wrong = int((recv != pattern(prv)).sum())
-            total = torch.tensor([wrong], device=device)
-            dist.all_reduce(total)
-            rows.append({"bytes": b, "us_per_step": seconds * 1e6, "wrong_elements": int(total),
-                         "verified": int(total) == 0})
+            send, recv = _pattern(n, rank, device), torch.zeros(n, device=device)
+            seconds = timed(lambda s=send, r=recv: _nccl_step(s, r, nxt, prv), device, iters, max(1, iters // 10))
+            wrong = torch.tensor([int((recv != _pattern(n, prv, device)).sum())], device=device)
+            dist.all_reduce(wrong)
+            rows.append({"bytes": b, "us_per_step": seconds * 1e6, "wrong_elements": int(wrong), "verified": int(wrong) == 0})
         if rank == 0:
             Path(out).write_text(json.dumps(rows))
         dist.barrier()

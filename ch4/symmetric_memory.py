@@ -23,6 +23,7 @@ No multicast (NVLS) object or multimem instruction is used anywhere here.
 - `fused_all_gather_matmul`: `torch.ops.symm_mem.fused_all_gather_matmul`: the local shard's GEMM runs
   while the copy engine pulls the next peer's shard out of its symmetric buffer, shard after shard.
   Bound: max(comm, 2*M*K*N / FLOP rate) instead of their sum; the gain is at most the smaller of the two.
+  Rows `all_gather_only` and `matmul_only` time the parts alone; "perfect overlap" is the larger of them.
 Every output is compared with one computed from all ranks' inputs (each rank regenerates them from the
 seed): copies must match exactly, GEMMs within the harness's tolerance for the dtype. Times are the
 slowest rank's mean over the timed iterations (CUDA events on GPUs). On the CPU (gloo) only the
@@ -160,115 +161,127 @@ def symmetric_buffer(numel: int, dtype, device):
     return buf, symm_mem.rendezvous(buf, group_name)
 
 
-def _inputs(shape, dtype, world: int, seed: int):
-    """Every rank's input, generated alike on every rank: shard r is rank r's; the reference needs them all."""
+def _inputs(shape, dtype, world: int, seed: int, device):
+    """Every rank's input, generated alike on every rank (same seed, same kind of device): shard r is rank r's
+    own; the reference needs them all."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(shape, generator=g).to(dtype) for _ in range(world)]
+    g = torch.Generator(device).manual_seed(seed)
+    return [torch.randn(shape, generator=g, device=device).to(dtype) for _ in range(world)]
 
 
 # ---- (a) all-gather -----------------------------------------------------------------------------------
+
+def all_gather_ways(shard, out, rank: int, world: int) -> tuple[dict, object]:
+    """The ways to gather every rank's `shard` (n elements) on this rank; and the symmetric buffer, where
+    `symm_put` leaves its result (the others leave theirs in `out`)."""
+    import torch.distributed as dist
+
+    n, device = shard.numel(), shard.device
+    ways = {"collective_all_gather": lambda: dist.all_gather_into_tensor(out, shard)}
+    if device.type != "cuda":
+        return ways, None
+    buf, hdl = symmetric_buffer(world * n, shard.dtype, device)
+    peers = [hdl.get_buffer(p, (world * n,), shard.dtype) for p in range(world)]  # peer p's buffer, mapped here
+
+    def put():
+        for p in range(world):
+            peers[p][rank * n:(rank + 1) * n].copy_(shard)   # one-sided: peer p posts nothing
+        hdl.barrier(channel=0)                               # every rank's puts have landed
+
+    def get():
+        buf[rank * n:(rank + 1) * n].copy_(shard)
+        hdl.barrier(channel=0)                               # every slot is published
+        for p in range(world):
+            out[p * n:(p + 1) * n].copy_(peers[p][p * n:(p + 1) * n])
+        hdl.barrier(channel=1)                               # nobody overwrites a slot still being read
+
+    return {**ways, "symm_put": put, "symm_get": get}, buf
+
 
 def all_gather_rows(cfg: dict, rank: int, world: int, device, seed: int) -> list[dict]:
     import torch
     import torch.distributed as dist
 
     rows = []
-    dtype = torch.float32
     for kib in cfg["shard_kib"]:
         n = kib * 1024 // 4
-        shards = _inputs((n,), dtype, world, seed + kib)
+        shards = _inputs((n,), torch.float32, world, seed + kib, device)
         expected = torch.cat(shards)
-        shard = shards[rank].to(device)
-        out = torch.empty(world * n, dtype=dtype, device=device)
-        ways = {"collective_all_gather": lambda: dist.all_gather_into_tensor(out, shard)}
-        if device.type == "cuda":
-            buf, hdl = symmetric_buffer(world * n, dtype, device)
-            peers = [hdl.get_buffer(p, (world * n,), dtype) for p in range(world)]  # peer p's buffer, mapped here
-
-            def put():
-                for p in range(world):
-                    peers[p][rank * n:(rank + 1) * n].copy_(shard)   # one-sided: peer p posts nothing
-                hdl.barrier(channel=0)                               # every rank's puts have landed
-
-            def get():
-                buf[rank * n:(rank + 1) * n].copy_(shard)
-                hdl.barrier(channel=0)                               # every slot is published
-                for p in range(world):
-                    out[p * n:(p + 1) * n].copy_(peers[p][p * n:(p + 1) * n])
-                hdl.barrier(channel=1)                               # nobody overwrites a slot still being read
-
-            ways["symm_put"], ways["symm_get"] = put, get
-        for way, fn in [*ways.items()] + ([] if device.type == "cuda" else [("symm_put", None), ("symm_get", None)]):
+        out = torch.empty(world * n, dtype=torch.float32, device=device)
+        ways, buf = all_gather_ways(shards[rank], out, rank, world)
+        for way in ["collective_all_gather", "symm_put", "symm_get"]:
             row = {"part": "all_gather", "way": way, "shard_bytes": n * 4, "gathered_bytes": world * n * 4,
                    "role": "baseline" if way == "collective_all_gather" else "optimized"}
-            if fn is None:
+            if way not in ways:
                 rows.append({**row, "skipped": SKIP_CPU})
                 continue
-            row["seconds"] = timed(fn, device, cfg["iters"], cfg["warmup"])
+            row["seconds"] = timed(ways[way], device, cfg["iters"], cfg["warmup"])
             out.zero_()
-            if way == "symm_put":
+            if buf is not None:
                 buf.zero_()
-                dist.barrier()
-            fn()                       # one more, checked
+            dist.barrier()             # no rank puts into a buffer its owner is still clearing
+            ways[way]()                # one more, checked
             result = buf if way == "symm_put" else out
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            row["verified"] = bool(torch.equal(result.cpu(), expected))
+            row["verified"] = bool(torch.equal(result, expected))
             # NCCL's bus bandwidth convention for all-gather: (W-1)/W of the gathered bytes cross links.
-            row["bus_gbps"] = (world - 1) / world * world * n * 4 / row["seconds"] / 1e9
+            row["bus_gbps"] = (world - 1) * n * 4 / row["seconds"] / 1e9
             rows.append(row)
     return rows
 
 
 # ---- (b) all-gather + matmul --------------------------------------------------------------------------
 
-def gemm_rows(cfg: dict, rank: int, world: int, device, seed: int) -> list[dict]:
+def gemm_ways(a_shard, b, a_full) -> tuple[dict, dict]:
+    """The parts alone (all-gather, GEMM on the gathered A) and the two ways to compute all_gather(a_shard) @ b."""
     import torch
     import torch.distributed as dist
+
+    def unfused():
+        dist.all_gather_into_tensor(a_full, a_shard)
+        return a_full @ b
+
+    parts = {"all_gather_only": lambda: dist.all_gather_into_tensor(a_full, a_shard), "matmul_only": lambda: a_full @ b}
+    ways = {"all_gather_then_matmul": unfused}
+    if a_shard.device.type == "cuda":
+        group_name = register_group()
+        ways["fused_all_gather_matmul"] = lambda: torch.ops.symm_mem.fused_all_gather_matmul(
+            a_shard, [b], 0, group_name)[1][0]
+    return parts, ways
+
+
+def gemm_rows(cfg: dict, rank: int, world: int, device, seed: int) -> list[dict]:
+    import torch
 
     from harness.verify import compare
 
     rows = []
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     for m, k, n in cfg["gemm"]:
+        shape = {"part": "all_gather_matmul", "shape": [m, k, n], "dtype": str(dtype).removeprefix("torch.")}
         if m % world:
-            rows.append({"part": "all_gather_matmul", "shape": [m, k, n], "skipped": f"M={m} not divisible by {world}"})
+            rows.append({**shape, "skipped": f"M={m} not divisible by {world}"})
             continue
-        a_shards = _inputs((m // world, k), dtype, world, seed + m)
-        b = _inputs((k, n), dtype, 1, seed + m + 1)[0].to(device)
-        a_shard = a_shards[rank].to(device)
+        a_shards = _inputs((m // world, k), dtype, world, seed + m, device)
+        b = _inputs((k, n), dtype, 1, seed + m + 1, device)[0]
         # The reference: the whole A, on this rank, in float32 (a GEMM's rounding is judged against it).
-        reference = (torch.cat(a_shards).to(device).float() @ b.float()).to(dtype)
-        a_full = torch.empty(m, k, dtype=dtype, device=device)
-
-        def unfused():
-            dist.all_gather_into_tensor(a_full, a_shard)
-            return a_full @ b
-
-        ways = {"all_gather_then_matmul": unfused}
-        if device.type == "cuda":
-            group_name = register_group()
-            ways["fused_all_gather_matmul"] = lambda: torch.ops.symm_mem.fused_all_gather_matmul(
-                a_shard, [b], 0, group_name)[1][0]
-        flops = 2 * m * k * n
+        reference = (torch.cat(a_shards).float() @ b.float()).to(dtype)
+        parts, ways = gemm_ways(a_shards[rank], b, torch.empty(m, k, dtype=dtype, device=device))
+        # The parts alone, so the overlap can be judged: perfect overlap costs max(all-gather, GEMM), none their sum.
+        part_seconds = {}
+        for way, fn in parts.items():
+            part_seconds[way] = timed(fn, device, cfg["iters"], cfg["warmup"])
+            rows.append({**shape, "way": way, "role": "part", "seconds": part_seconds[way]})
         for way in ["all_gather_then_matmul", "fused_all_gather_matmul"]:
-            row = {"part": "all_gather_matmul", "way": way, "shape": [m, k, n], "dtype": str(dtype).removeprefix("torch."),
-                   "role": "baseline" if way == "all_gather_then_matmul" else "optimized"}
+            row = {**shape, "way": way, "role": "baseline" if way == "all_gather_then_matmul" else "optimized"}
             if way not in ways:
                 rows.append({**row, "skipped": SKIP_CPU})
                 continue
             row["seconds"] = timed(ways[way], device, cfg["iters"], cfg["warmup"])
-            out = ways[way]()
-            cmp = compare([out], [reference])
+            cmp = compare([ways[way]()], [reference])
             row["verified"], row["reason"] = cmp.ok, cmp.reason
-            row["tflops"] = flops / row["seconds"] / 1e12
-            rows.append(row)
-        # Its parts alone, so the overlap can be judged: the GEMM with A already gathered, and the all-gather.
-        if device.type == "cuda":
-            row = {"part": "all_gather_matmul", "way": "matmul_only", "shape": [m, k, n], "role": "part"}
-            row["seconds"] = timed(lambda: a_full @ b, device, cfg["iters"], cfg["warmup"])
+            row["tflops"] = 2 * m * k * n / row["seconds"] / 1e12
+            row["perfect_overlap_seconds"] = max(part_seconds.values())
             rows.append(row)
     return rows
 
@@ -292,6 +305,20 @@ def _rank_main(rank: int, world: int, store: str, backend: str, device_type: str
         dist.destroy_process_group()
 
 
+def summarize(rows: list[dict]) -> bool:
+    """Speedups over the baseline of the same size, in place; whether every output that ran was verified.
+    An optimized way whose output did not match earns no speedup."""
+    def key(r):
+        return r["part"], r.get("shard_bytes"), tuple(r.get("shape") or ())
+
+    base = {key(r): r["seconds"] for r in rows if r.get("role") == "baseline" and "seconds" in r and r.get("verified")}
+    for r in rows:
+        b = base.get(key(r))
+        r["speedup_vs_baseline"] = (b / r["seconds"] if b and "seconds" in r and r.get("role") == "optimized"
+                                    and r.get("verified") else None)
+    return all(r.get("verified", True) for r in rows)
+
+
 def run(world: int, device: str, size: str, parts=("all_gather", "matmul"), timeout: float = 180, seed: int = 0) -> dict:
     backend = "nccl" if device == "cuda" else "gloo"
     cfg = SIZES[size]
@@ -299,16 +326,7 @@ def run(world: int, device: str, size: str, parts=("all_gather", "matmul"), time
         out = os.path.join(tmp, "rows.json")
         spawn_ranks(_rank_main, world, (backend, device, cfg, tuple(parts), out, seed), timeout, backend)
         rows = json.loads(Path(out).read_text())
-    base = {}
-    for r in rows:
-        if r.get("role") == "baseline" and "seconds" in r:
-            base[(r["part"], r.get("shard_bytes"), tuple(r.get("shape") or ()))] = r["seconds"]
-    for r in rows:
-        b = base.get((r["part"], r.get("shard_bytes"), tuple(r.get("shape") or ())))
-        ok = r.get("verified", r.get("role") == "part")
-        # An output that does not match earns no speedup.
-        r["speedup_vs_baseline"] = b / r["seconds"] if b and "seconds" in r and r.get("role") == "optimized" and ok else None
-    verified = all(r.get("verified", True) for r in rows)
+    verified = summarize(rows)
     import torch
 
     from harness.device import provenance
@@ -324,14 +342,16 @@ def render(r: dict) -> str:
     for x in r["rows"]:
         what = (f"{x['shard_bytes'] / 2**10:g} KiB/rank" if x["part"] == "all_gather" else "x".join(map(str, x["shape"])))
         if "skipped" in x:
-            table.append([x["part"], what, x.get("way", "-"), "-", "-", "-", f"skipped: {x['skipped']}"])
+            table.append([x["part"], what, x.get("way", "-"), "-", "-", "-", "-", f"skipped: {x['skipped']}"])
             continue
         rate = f"{x['bus_gbps']:.1f} GB/s bus" if "bus_gbps" in x else (f"{x['tflops']:.1f} TFLOP/s" if "tflops" in x else "-")
         ver = "-" if "verified" not in x else ("yes" if x["verified"] else f"NO {x.get('reason', '')}")
         sp = "-" if x["speedup_vs_baseline"] is None else f"{x['speedup_vs_baseline']:.2f}x"
-        table.append([x["part"], what, x["way"], f"{x['seconds'] * 1e6:.1f}", rate, sp, ver])
+        bound = f"{x['perfect_overlap_seconds'] * 1e6:.1f}" if "perfect_overlap_seconds" in x else "-"
+        table.append([x["part"], what, x["way"], f"{x['seconds'] * 1e6:.1f}", bound, rate, sp, ver])
     head = f"{r['world']} ranks, {r['backend']} on {r['device']}, size {r['size']}"
-    return "\n".join([head, text_table(["part", "size", "way", "us", "rate", "vs baseline", "verified"], table),
+    header = ["part", "size", "way", "us", "perfect overlap us", "rate", "vs baseline", "verified"]
+    return "\n".join([head, text_table(header, table),
                       "all outputs verified" if r["verified"] else "NOT VERIFIED: see the table"])
 
 
