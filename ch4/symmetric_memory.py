@@ -344,7 +344,7 @@ def render(r: dict) -> str:
         if "skipped" in x:
             table.append([x["part"], what, x.get("way", "-"), "-", "-", "-", "-", f"skipped: {x['skipped']}"])
             continue
-        rate = f"{x['bus_gbps']:.1f} GB/s bus" if "bus_gbps" in x else (f"{x['tflops']:.1f} TFLOP/s" if "tflops" in x else "-")
+        rate = f"{x['bus_gbps']:.3g} GB/s bus" if "bus_gbps" in x else (f"{x['tflops']:.3g} TFLOP/s" if "tflops" in x else "-")
         ver = "-" if "verified" not in x else ("yes" if x["verified"] else f"NO {x.get('reason', '')}")
         sp = "-" if x["speedup_vs_baseline"] is None else f"{x['speedup_vs_baseline']:.2f}x"
         bound = f"{x['perfect_overlap_seconds'] * 1e6:.1f}" if "perfect_overlap_seconds" in x else "-"
