@@ -99,7 +99,9 @@ def build(root: Path, arch: str, nvcc: str, timeout: float = 300) -> Path:
     tmp = exe.with_suffix(".tmp")
     proc = subprocess.run(nvcc_command(root, tmp, arch, nvcc), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"nvcc failed on {SOURCE.name}: {(proc.stderr.strip().splitlines() or ['no output'])[0][:300]}")
+        lines = proc.stderr.strip().splitlines() or ["no output"]
+        first = next((ln for ln in lines if "error" in ln.lower()), lines[0])
+        raise RuntimeError(f"nvcc failed on {SOURCE.name}: {first.strip()[:300]}")
     tmp.replace(exe)
     return exe
 
@@ -142,7 +144,8 @@ def run_nvshmem(exe: Path, root: Path, world: int, sizes: list[int], iters: int,
             log.seek(0)
             outputs.append(log.read())
             log.close()
-        failed = [r for r, p in enumerate(procs) if p.returncode != 0]
+        # The PE that failed on its own first, before any we killed for waiting on it.
+        failed = sorted((r for r, p in enumerate(procs) if p.returncode != 0), key=lambda r: procs[r].returncode == -9)
         if failed:
             tail = " | ".join(outputs[failed[0]].strip().splitlines()[-3:])
             raise RuntimeError(f"PE {failed[0]} exited {procs[failed[0]].returncode}: {tail[:500]}")

@@ -5,8 +5,8 @@
 
 `torch.distributed._symmetric_memory` allocates a buffer on every rank (`symm_mem.empty`) and maps each
 peer's buffer into every rank's address space (`symm_mem.rendezvous`); `hdl.get_buffer(peer, ...)` is
-then an ordinary tensor whose memory lives on the peer GPU, so a `copy_` into it is a one-sided put
-over NVLink (the copy engine does it) and a `copy_` out of it a get. `hdl.barrier()` is a kernel that
+then an ordinary tensor whose memory lives on the peer GPU, so a `copy_` into it (a cudaMemcpyAsync)
+is a one-sided put over NVLink and a `copy_` out of it a get. `hdl.barrier()` is a kernel that
 signals every peer through its signal pad and waits for theirs: after it, every put has landed.
 No multicast (NVLS) object or multimem instruction is used anywhere here.
 
@@ -21,7 +21,7 @@ No multicast (NVLS) object or multimem instruction is used anywhere here.
 (b) all-gather + matmul, C = all_gather(A_shard) @ B (a tensor-parallel layer's input all-gather):
 - `all_gather_then_matmul` (baseline): the all-gather finishes, then one GEMM.
 - `fused_all_gather_matmul`: `torch.ops.symm_mem.fused_all_gather_matmul`: the local shard's GEMM runs
-  while the copy engine pulls the next peer's shard out of its symmetric buffer, shard after shard.
+  while a second stream copies (gets) the next peer's shard out of its symmetric buffer, shard by shard.
   Bound: max(comm, 2*M*K*N / FLOP rate) instead of their sum; the gain is at most the smaller of the two.
   Rows `all_gather_only` and `matmul_only` time the parts alone; "perfect overlap" is the larger of them.
 Every output is compared with one computed from all ranks' inputs (each rank regenerates them from the

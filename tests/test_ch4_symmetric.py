@@ -118,6 +118,37 @@ def test_nvcc_line_links_relocatable_device_code(tmp_path):
     assert env["NVSHMEM_DISABLE_NVLS"] == "1" and env["LD_LIBRARY_PATH"].startswith(str(root / "lib"))
 
 
+def _fake_pe(tmp_path: Path, body: str) -> Path:
+    """A stand-in for ring_put (same arguments, same JSON lines), so the launcher runs without a GPU."""
+    exe = tmp_path / "fake_ring_put"
+    exe.write_text("#!/bin/sh\nrank=$1; world=$2; shift 4\n" + body)
+    exe.chmod(0o755)
+    return exe
+
+
+LINE = 'echo "{\\"rank\\": $rank, \\"world\\": $world, \\"bytes\\": $b, \\"iters\\": 5, \\"blocks\\": 1, ' \
+       '\\"us_per_step\\": $((rank + 2)), \\"wrong_elements\\": $wrong}"'
+
+
+def test_nvshmem_launcher_gathers_every_pe_and_takes_the_slowest(tmp_path):
+    exe = _fake_pe(tmp_path, f'for b in "$@"; do wrong=0; [ "$rank" = 2 ] && [ "$b" = 64 ] && wrong=7; {LINE}; done\n')
+    rows = nv.run_nvshmem(exe, _fake_nvshmem(tmp_path / "root"), 3, [8, 64], 5, timeout=30)
+    assert [r["bytes"] for r in rows] == [8, 64]
+    assert rows[0]["us_per_step"] == 4 and rows[0]["verified"]          # PE 2 is the slowest: 2 + 2 us
+    assert not rows[1]["verified"] and rows[1]["wrong_elements"] == 7
+
+
+def test_nvshmem_launcher_names_the_failed_pe_and_kills_the_rest(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    exe = _fake_pe(tmp_path, 'if [ "$rank" = 1 ]; then echo "ring_put: nvshmemx_init_attr failed"; exit 3; fi\nsleep 60\n')
+    with pytest.raises(RuntimeError, match="PE 1 exited 3: ring_put: nvshmemx_init_attr failed"):
+        nv.run_nvshmem(exe, _fake_nvshmem(tmp_path / "root"), 2, [8], 5, timeout=30)
+    exe = _fake_pe(tmp_path, "sleep 60\n")
+    with pytest.raises(TimeoutError):
+        nv.run_nvshmem(exe, _fake_nvshmem(tmp_path / "root"), 2, [8], 5, timeout=0.5)
+    assert [c for c in psutil.Process().children(recursive=True) if "fake_ring_put" in " ".join(c.cmdline())] == []
+
+
 def test_nvshmem_program_compiles_where_the_wheel_is_found(tmp_path):
     root, reason = nv.find_nvshmem()
     from harness.cuda_build import find_nvcc
