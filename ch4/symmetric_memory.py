@@ -106,6 +106,9 @@ def init_rank(rank: int, world: int, store: str, backend: str, device_type: str)
     device = torch.device(device_type, rank % torch.cuda.device_count()) if device_type == "cuda" else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
+        # Split-K partial sums in float32, not bfloat16: a GEMM's output is then off from the float32
+        # reference by its own rounding only, whatever split cuBLAS picks for a shape.
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
     dist.init_process_group(backend, init_method=f"file://{store}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=60))
     return device
@@ -150,6 +153,21 @@ def register_group() -> str:
     if enable is not None and not hasattr(enable, "__deprecated__"):   # older torch needs it; newer ones deprecate it
         enable(group_name)
     return group_name
+
+
+def use_cuda_backend(device) -> str | None:
+    """Ask for torch's own CUDA symmetric-memory backend (VMM mappings over NVLink, not NVSHMEM's heap,
+    not NCCL's windows) before the first allocation; the backend in use, where this torch says."""
+    import torch.distributed._symmetric_memory as symm_mem
+
+    try:
+        symm_mem.set_backend("CUDA")
+    except (AttributeError, RuntimeError, ValueError):
+        pass   # a torch without the choice has only this backend
+    try:
+        return symm_mem.get_backend(device)
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def symmetric_buffer(numel: int, dtype, device):
@@ -291,6 +309,7 @@ def _rank_main(rank: int, world: int, store: str, backend: str, device_type: str
 
     device = init_rank(rank, world, store, backend, device_type)
     try:
+        symm_backend = use_cuda_backend(device) if device.type == "cuda" else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             rows = []
@@ -299,7 +318,7 @@ def _rank_main(rank: int, world: int, store: str, backend: str, device_type: str
             if "matmul" in parts:
                 rows += gemm_rows(cfg, rank, world, device, seed)
         if rank == 0:
-            Path(out).write_text(json.dumps(rows))
+            Path(out).write_text(json.dumps({"rows": rows, "symm_backend": symm_backend}))
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -325,14 +344,16 @@ def run(world: int, device: str, size: str, parts=("all_gather", "matmul"), time
     with tempfile.TemporaryDirectory(prefix="symm_mem_") as tmp:
         out = os.path.join(tmp, "rows.json")
         spawn_ranks(_rank_main, world, (backend, device, cfg, tuple(parts), out, seed), timeout, backend)
-        rows = json.loads(Path(out).read_text())
+        data = json.loads(Path(out).read_text())
+    rows = data["rows"]
     verified = summarize(rows)
     import torch
 
     from harness.device import provenance
     prov = provenance(torch.device("cuda" if device == "cuda" else "cpu"), size=size, world=world, backend=backend)
     return {"schema": 1, "tool": "python -m ch4.symmetric_memory", "world": world, "device": device, "backend": backend,
-            "size": size, "config": cfg, "env": NO_MULTICAST_ENV, "rows": rows, "verified": verified, "provenance": prov}
+            "size": size, "config": cfg, "env": NO_MULTICAST_ENV, "symm_backend": data["symm_backend"], "rows": rows,
+            "verified": verified, "provenance": prov}
 
 
 def render(r: dict) -> str:
@@ -349,7 +370,8 @@ def render(r: dict) -> str:
         sp = "-" if x["speedup_vs_baseline"] is None else f"{x['speedup_vs_baseline']:.2f}x"
         bound = f"{x['perfect_overlap_seconds'] * 1e6:.1f}" if "perfect_overlap_seconds" in x else "-"
         table.append([x["part"], what, x["way"], f"{x['seconds'] * 1e6:.1f}", bound, rate, sp, ver])
-    head = f"{r['world']} ranks, {r['backend']} on {r['device']}, size {r['size']}"
+    head = f"{r['world']} ranks, {r['backend']} on {r['device']}, size {r['size']}" + (
+        f", symmetric-memory backend {r['symm_backend']}" if r.get("symm_backend") else "")
     header = ["part", "size", "way", "us", "perfect overlap us", "rate", "vs baseline", "verified"]
     return "\n".join([head, text_table(header, table),
                       "all outputs verified" if r["verified"] else "NOT VERIFIED: see the table"])
