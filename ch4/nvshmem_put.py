@@ -122,7 +122,7 @@ def run_nvshmem(exe: Path, root: Path, world: int, sizes: list[int], iters: int,
     """Start one PE per GPU, each in its own session; past the deadline (or on Ctrl-C) every PE is killed."""
     with tempfile.TemporaryDirectory(prefix="nvshmem_ring_") as tmp:
         uid = os.path.join(tmp, "uid")
-        env = nvshmem_env(root, max(sizes))
+        env = {**nvshmem_env(root, max(sizes)), "RING_PUT_DEADLINE_S": str(int(timeout) + 10)}
         logs = [open(os.path.join(tmp, f"pe{r}.out"), "w+") for r in range(world)]
         procs = [subprocess.Popen([str(exe), str(r), str(world), uid, str(iters), *map(str, sizes)], env=env,
                                   stdout=logs[r], stderr=subprocess.STDOUT, start_new_session=True) for r in range(world)]
@@ -310,4 +310,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # as from `timeout`: the PEs are killed on the way out
     sys.exit(main())

@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #define CHECK_CUDA(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
@@ -92,6 +93,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: ring_put RANK WORLD UID_FILE ITERS BYTES...\n");
         return 2;
     }
+    // A deadline of its own: should the launcher die, a PE spinning on a signal that never comes still ends.
+    const char *deadline = getenv("RING_PUT_DEADLINE_S");
+    alarm(deadline ? (unsigned)atoi(deadline) : 300u);
     int rank = atoi(argv[1]), world = atoi(argv[2]), iters = atoi(argv[4]);
     std::vector<size_t> sizes;
     for (int a = 5; a < argc; ++a) sizes.push_back(strtoull(argv[a], nullptr, 10));
