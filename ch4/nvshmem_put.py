@@ -18,8 +18,10 @@ a fixed cost; small puts measure that fixed cost (kernel launch + signal round t
 
 The program is compiled at run time with nvcc (`-rdc=true`, linked with `libnvshmem_host` and
 `libnvshmem_device.a`) against the headers and libraries of the `nvidia-nvshmem-cu*` wheel, found
-through $NVSHMEM_HOME or as `nvidia/nvshmem` on sys.path. Without the wheel, a needed file of it,
-nvcc, or two GPUs, the command says which and exits 0 having skipped. NVSHMEM_DISABLE_NVLS=1 stays set.
+through $NVSHMEM_HOME, as `nvidia/nvshmem` on sys.path, or unzipped into build/nvshmem/wheel (to compile
+where it is not installed: `pip download --no-deps nvidia-nvshmem-cu13`, unzip it there). Without the
+wheel, a needed file of it, nvcc, or two GPUs, the command says which and exits 0 having skipped.
+NVSHMEM_DISABLE_NVLS=1 stays set.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from harness.report import emit
 
 SOURCE = Path(__file__).resolve().parent / "nvshmem" / "ring_put.cu"
 BUILD_ROOT = Path(__file__).resolve().parent.parent / "build" / "nvshmem"
+UNPACKED = BUILD_ROOT / "wheel" / "nvidia" / "nvshmem"   # a wheel unzipped here (git-ignored) is found too
 SIZES = {"tiny": dict(bytes=[8, 65536], iters=20),
          "small": dict(bytes=[8, 4096, 1 << 20], iters=100),
          "full": dict(bytes=[8, 1024, 65536, 1 << 20, 16 << 20, 256 << 20], iters=200)}
@@ -58,10 +61,10 @@ class _Parser(argparse.ArgumentParser):
 def find_nvshmem() -> tuple[Path | None, str]:
     """The NVSHMEM root (holding include/ and lib/) and '' , or None and the reason it cannot be used."""
     home = os.environ.get("NVSHMEM_HOME")
-    candidates = [Path(home)] if home else [Path(p) / "nvidia" / "nvshmem" for p in sys.path if p]
+    candidates = [Path(home)] if home else [Path(p) / "nvidia" / "nvshmem" for p in sys.path if p] + [UNPACKED]
     root = next((c for c in candidates if (c / "include").is_dir() or (c / "lib").is_dir()), None)
     if root is None:
-        where = f"NVSHMEM_HOME={home}" if home else "nvidia/nvshmem on sys.path"
+        where = f"NVSHMEM_HOME={home}" if home else "nvidia/nvshmem on sys.path or in build/nvshmem/wheel"
         return None, f"NVSHMEM not found ({where}): install the nvidia-nvshmem-cu13 wheel or set NVSHMEM_HOME"
     for pattern, what in NEEDED.items():
         folder, name = pattern.split("/")

@@ -149,18 +149,16 @@ def test_nvshmem_launcher_names_the_failed_pe_and_kills_the_rest(tmp_path):
     assert [c for c in psutil.Process().children(recursive=True) if "fake_ring_put" in " ".join(c.cmdline())] == []
 
 
-def test_nvshmem_program_compiles_where_the_wheel_is_found(tmp_path):
-    root, reason = nv.find_nvshmem()
+def test_nvshmem_program_builds_where_the_wheel_is_found():
+    """A full nvcc build and link (about 20-40 s) where NVSHMEM is found, else a skip that names what is missing;
+    the program is cached in build/nvshmem, so after `python -m ch4.nvshmem_put` on sm_90 this is instant."""
     from harness.cuda_build import find_nvcc
 
+    root, reason = nv.find_nvshmem()
     nvcc = find_nvcc()
     if root is None or nvcc is None:
         pytest.skip(reason or "nvcc not found")
-    import subprocess
-
-    proc = subprocess.run(nv.nvcc_command(root, tmp_path / "ring_put.o", "sm_90", nvcc, compile_only=True),
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert nv.build(root, "sm_90", nvcc).exists()
 
 
 def test_nvshmem_put_skips_with_reason_or_refuses_bad_arguments(capsys, tmp_path):
