@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -216,6 +217,27 @@ def skipped(reason: str, size: str) -> dict:
     return {"schema": 1, "tool": "python -m ch4.nvshmem_put", "size": size, "skipped": reason, "rows": [], "verified": None}
 
 
+def nvshmem_version(root: Path) -> str | None:
+    """'3.4.5', from the headers the program was compiled against."""
+    try:
+        text = (root / "include" / "non_abi" / "nvshmem_version.h").read_text()
+    except OSError:
+        return None
+    parts = [re.search(rf"#define NVSHMEM_VENDOR_{p}_VERSION\s+(\d+)", text) for p in ("MAJOR", "MINOR", "PATCH")]
+    return ".".join(m[1] for m in parts) if all(parts) else None
+
+
+def combine(s: dict | None, c: dict) -> dict:
+    """One size: the NVSHMEM step (None when it did not run) beside NCCL's, the baseline."""
+    ok = s is not None and s["verified"] and c["verified"]
+    return {"bytes": c["bytes"], "nvshmem_us": s and s["us_per_step"], "nccl_us": c["us_per_step"],
+            "nvshmem_gbps": s and s["bytes"] / s["us_per_step"] / 1e3, "nccl_gbps": c["bytes"] / c["us_per_step"] / 1e3,
+            "nvshmem_blocks": s and s["blocks"], "nvshmem_verified": bool(s and s["verified"]),
+            "nccl_verified": c["verified"],
+            # a put whose data did not arrive intact earns no speedup
+            "speedup_vs_nccl": c["us_per_step"] / s["us_per_step"] if ok else None}
+
+
 def run(world: int, size: str, timeout: float) -> dict:
     import torch
 
@@ -233,18 +255,15 @@ def run(world: int, size: str, timeout: float) -> dict:
     t0 = time.monotonic()
     exe = build(root, f"sm_{major}{minor}", nvcc)
     build_s = time.monotonic() - t0
-    shmem = run_nvshmem(exe, root, world, cfg["bytes"], cfg["iters"], timeout)
+    try:
+        shmem, error = run_nvshmem(exe, root, world, cfg["bytes"], cfg["iters"], timeout), None
+    except (RuntimeError, TimeoutError) as exc:   # the NCCL figures are still worth having
+        shmem, error = [None] * len(cfg["bytes"]), f"{type(exc).__name__}: {exc}"
     nccl = run_nccl(world, cfg["bytes"], cfg["iters"], timeout)
-    rows = []
-    for s, c in zip(shmem, nccl, strict=True):
-        ok = s["verified"] and c["verified"]
-        rows.append({"bytes": s["bytes"], "nvshmem_us": s["us_per_step"], "nccl_us": c["us_per_step"],
-                     "nvshmem_gbps": s["bytes"] / s["us_per_step"] / 1e3, "nccl_gbps": c["bytes"] / c["us_per_step"] / 1e3,
-                     "nvshmem_blocks": s["blocks"], "nvshmem_verified": s["verified"], "nccl_verified": c["verified"],
-                     # NCCL is the baseline; a put whose data did not arrive intact earns no speedup
-                     "speedup_vs_nccl": c["us_per_step"] / s["us_per_step"] if ok else None})
+    rows = [combine(s, c) for s, c in zip(shmem, nccl, strict=True)]
     return {"schema": 1, "tool": "python -m ch4.nvshmem_put", "world": world, "size": size, "config": cfg,
-            "nvshmem_root": str(root), "build_seconds": build_s, "rows": rows,
+            "nvshmem_root": str(root), "nvshmem_version": nvshmem_version(root), "build_seconds": build_s,
+            "nvshmem_error": error, "rows": rows,
             "verified": all(r["nvshmem_verified"] and r["nccl_verified"] for r in rows),
             "provenance": provenance(torch.device("cuda"), size=size, world=world, env=NO_MULTICAST_ENV)}
 
@@ -254,13 +273,20 @@ def render(r: dict) -> str:
 
     if r.get("skipped"):
         return f"nvshmem_put: skipped: {r['skipped']}"
-    table = [[f"{x['bytes']:,}", f"{x['nvshmem_us']:.2f}", f"{x['nccl_us']:.2f}", f"{x['nvshmem_gbps']:.1f}",
-              f"{x['nccl_gbps']:.1f}", "-" if x["speedup_vs_nccl"] is None else f"{x['speedup_vs_nccl']:.2f}x",
-              "yes" if x["nvshmem_verified"] and x["nccl_verified"] else "NO"] for x in r["rows"]]
-    head = f"ring of {r['world']} GPUs, one put per step (NVSHMEM from {r['nvshmem_root']}, built in {r['build_seconds']:.0f} s)"
-    return "\n".join([head, text_table(["bytes", "nvshmem us", "nccl us", "nvshmem GB/s", "nccl GB/s", "vs nccl",
-                                        "verified"], table),
-                      "all transfers verified" if r["verified"] else "NOT VERIFIED: see the table"])
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    table = [[f"{x['bytes']:,}", num(x["nvshmem_us"], ".2f"), num(x["nccl_us"], ".2f"), num(x["nvshmem_gbps"], ".3g"),
+              num(x["nccl_gbps"], ".3g"), "-" if x["speedup_vs_nccl"] is None else f"{x['speedup_vs_nccl']:.2f}x",
+              f"{'yes' if x['nvshmem_verified'] else 'NO'} / {'yes' if x['nccl_verified'] else 'NO'}"] for x in r["rows"]]
+    head = (f"ring of {r['world']} GPUs, one put per step (NVSHMEM {r.get('nvshmem_version') or '?'} from "
+            f"{r['nvshmem_root']}, built in {r['build_seconds']:.0f} s)")
+    lines = [head, text_table(["bytes", "nvshmem us", "nccl us", "nvshmem GB/s", "nccl GB/s", "vs nccl",
+                               "verified (nvshmem / nccl)"], table)]
+    if r.get("nvshmem_error"):
+        lines.append(f"NVSHMEM did not run: {r['nvshmem_error']}")
+    lines.append("all transfers verified" if r["verified"] else "NOT VERIFIED: see the table")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -138,6 +138,15 @@ def test_nvshmem_launcher_gathers_every_pe_and_takes_the_slowest(tmp_path):
     assert not rows[1]["verified"] and rows[1]["wrong_elements"] == 7
 
 
+def test_a_put_that_did_not_arrive_intact_or_did_not_run_earns_no_speedup():
+    nccl = {"bytes": 1024, "us_per_step": 10.0, "verified": True}
+    good = nv.combine({"bytes": 1024, "us_per_step": 5.0, "blocks": 1, "verified": True}, nccl)
+    assert good["speedup_vs_nccl"] == 2.0 and good["nvshmem_gbps"] == 1024 / 5.0 / 1e3
+    assert nv.combine({"bytes": 1024, "us_per_step": 5.0, "blocks": 1, "verified": False}, nccl)["speedup_vs_nccl"] is None
+    missing = nv.combine(None, nccl)
+    assert missing["speedup_vs_nccl"] is None and missing["nvshmem_verified"] is False and missing["nccl_us"] == 10.0
+
+
 def test_nvshmem_launcher_names_the_failed_pe_and_kills_the_rest(tmp_path):
     psutil = pytest.importorskip("psutil")
     exe = _fake_pe(tmp_path, 'if [ "$rank" = 1 ]; then echo "ring_put: nvshmemx_init_attr failed"; exit 3; fi\nsleep 60\n')
