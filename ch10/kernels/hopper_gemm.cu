@@ -24,17 +24,20 @@ namespace {
 constexpr int BM = 128, BN = 256, BK = 64;
 constexpr int STAGE_A_BYTES = BM * BK * 2, STAGE_B_BYTES = BN * BK * 2;
 constexpr int STAGE_BYTES = STAGE_A_BYTES + STAGE_B_BYTES;  // 48 KiB
-constexpr int GROUP_M = 8;  // tile order: 8 tile-rows share each B column band while it is in L2
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define AISP_HOPPER 1
 #endif
 
+// The device code exists only in the sm_90a build; for other targets the kernels compile to empty bodies
+// (the Python variants require compute capability 9.0, so those are never launched).
+#ifdef AISP_HOPPER
+constexpr int GROUP_M = 8;  // tile order: 8 tile-rows share each B column band while it is in L2
+
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-#ifdef AISP_HOPPER
 __device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
 }
@@ -78,7 +81,6 @@ template <int REGS>
 __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS)); }
 template <int REGS>
 __device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(REGS)); }
-#endif
 
 // wgmma shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"): bits 0-13 start address >> 4,
 // 16-29 leading-dimension byte offset >> 4 (unused by K-major swizzled layouts; 1 by convention),
@@ -131,7 +133,6 @@ __device__ __forceinline__ void store_tile(const float (&d)[BN / 2], __nv_bfloat
 // the k-th 16-element slice starts 32 bytes further on; the hardware applies the swizzle to the address.
 __device__ __forceinline__ void mma_stage(float (&d)[BN / 2], const __nv_bfloat16* a_tile,
                                           const __nv_bfloat16* b_tile) {
-#ifdef AISP_HOPPER
   wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < BK / 16; ++kk)
@@ -139,13 +140,13 @@ __device__ __forceinline__ void mma_stage(float (&d)[BN / 2], const __nv_bfloat1
   wgmma_commit();
   wgmma_wait_all();
   fence_accumulators(d);
-#endif
 }
 
 __device__ __forceinline__ uint8_t* aligned_smem() {
   extern __shared__ uint8_t smem_raw[];
   return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
 }
+#endif  // AISP_HOPPER
 
 // Steps 1 and 2: 256 threads, both warpgroups multiply; thread 0 also issues the TMA copies. A stage is
 // refilled only after __syncthreads shows both warpgroups have finished reading it.
