@@ -69,6 +69,11 @@ __device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, u
       "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(inner), "r"(outer)
       : "memory");
 }
+// Barrier inits are generic-proxy writes; TMA and wgmma act in the async proxy: make the inits visible there.
+__device__ __forceinline__ void fence_barrier_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
@@ -165,7 +170,7 @@ __global__ void __launch_bounds__(256, 1)
   const int group = threadIdx.x / 128;
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) mbar_init(&full[s], 1);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // make the inits visible to TMA
+    fence_barrier_init();
   }
   __syncthreads();
   auto load = [&](int kb) {
@@ -192,7 +197,7 @@ __global__ void __launch_bounds__(256, 1)
 
 // Steps 3 and 4: 384 threads. Warpgroup 0 produces (one thread issues TMA), warpgroups 1-2 consume.
 // full[s]: the producer's expect_tx arrival plus TMA's bytes complete it; empty[s]: one arrival from each
-// consumer warpgroup once its wgmmas on stage s have finished. The producer gives registers to the consumers.
+// consumer warp (8) once its wgmmas on stage s have finished. The producer gives registers to the consumers.
 template <int STAGES, bool PERSISTENT>
 __global__ void __launch_bounds__(384, 1)
     gemm_warp_specialized(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
@@ -209,9 +214,9 @@ __global__ void __launch_bounds__(384, 1)
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
       mbar_init(&full[s], 1);
-      mbar_init(&empty[s], 2);
+      mbar_init(&empty[s], 8);  // one arrival per consumer warp
     }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    fence_barrier_init();
   }
   __syncthreads();
   const int group = threadIdx.x / 128;
@@ -245,7 +250,7 @@ __global__ void __launch_bounds__(384, 1)
         const int s = it % STAGES;
         mbar_wait(&full[s], (it / STAGES) & 1);
         mma_stage(d, a_tile(s) + consumer * 64 * BK, b_tile(s));
-        if (threadIdx.x % 128 == 0) mbar_arrive(&empty[s]);
+        if (threadIdx.x % 32 == 0) mbar_arrive(&empty[s]);  // this warp's wgmmas on stage s are complete
       }
       store_tile(d, c, m, n, tm * BM + consumer * 64, tn * BN, threadIdx.x % 128);
     }
