@@ -12,7 +12,9 @@ loads and math overlap:
     "empty" mbarriers replace __syncthreads; setmaxnreg moves registers to the consumers (lesson 2);
   - `warp_specialized_persistent`: grid = #SMs, each CTA loops over tiles, so the producer fetches the
     next tile while the consumers write this one out, and no CTA launch per tile (lesson 3).
-cuBLAS (`a @ b.T` in torch) is the reference; the goal is a ratio to it (targets.toml).
+cuBLAS (`a @ b.T` in torch) is the reference; the goal is a ratio to it (targets.toml). Verification is the
+harness's bf16 tolerance (rtol 1.6e-2, atol 1e-2) against the baseline and cuBLAS; the inputs are scaled so
+that entries of C are ~N(0, 1) at every K, and the `ragged` distribution cuts tiles at every edge.
 
 Bound: 2*8192^3 = 1.1 TFLOP at full size: 1.4-1.6 ms at the H200's ~700-790 TFLOP/s dense bf16 peak
 (measured by benchmark_peak.py); bytes, 384 MiB once each, 0.08 ms at 4.8 TB/s: compute-bound by 20x.
