@@ -6,6 +6,8 @@ localises a failure. Each kernel runs in its own child process with a deadline, 
 In the child, a kernel is first compared with cuBLAS on small shapes (one tile, ragged edges, many
 k-blocks), then timed at each size only if all of them matched.
     python3 -m ch10.gemm_sweep [--size tiny|small|full] [--json OUT] [--png PLOT]
+With --profile, each kernel named by --kernels and cuBLAS run exactly once at the first size, nothing else
+(for `ncu --kernel-name regex:gemm|nvjet|xmma`: one launch each to profile).
 """
 from __future__ import annotations
 
@@ -123,11 +125,22 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--png", default=None)
     p.add_argument("--child", choices=KERNELS, help=argparse.SUPPRESS)
+    p.add_argument("--profile", action="store_true", help="one call of each kernel and of cuBLAS, for ncu")
+    p.add_argument("--kernels", nargs="*", choices=KERNELS, default=list(KERNELS))
     args = p.parse_args(argv)
     sizes = args.sizes or SIZES[args.size]
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
         print("gemm_sweep: needs a Hopper GPU (sm_90: wgmma and TMA)", file=sys.stderr)
         return 2
+    if args.profile:
+        from ch10.kernels import ext
+
+        a, b = inputs(sizes[0], sizes[0], sizes[0], seed=0)
+        for name in args.kernels:
+            getattr(ext(), name)(a, b)
+        a @ b.T
+        torch.cuda.synchronize()
+        return 0
     if args.child:
         print(json.dumps(check_and_time(args.child, sizes)))
         return 0
