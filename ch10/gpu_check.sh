@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Chapter 10 on a Hopper GPU node, in one go (about 4 minutes on an H200, half of it the first build), from the repository root:
+# Chapter 10 on a Hopper GPU node, in one go (about 4 minutes on an H200, up to half of it the first build),
+# from the repository root:
 #
 #   OUT=/some/dir bash ch10/gpu_check.sh [--size full|small|tiny]
 #

@@ -121,6 +121,18 @@ def test_gemm_sweep_without_hopper_is_one_line_and_exit_2():
     assert len(gemm_sweep.CHECK_SHAPES) >= 3 and all(k % 8 == 0 for _, _, k in gemm_sweep.CHECK_SHAPES)
 
 
+def test_gemm_sweep_plot_from_results(tmp_path):
+    pytest.importorskip("matplotlib")
+    from ch10 import gemm_sweep
+
+    row = {"n": 4096, "ok": True, "ms": 0.25, "tflops": 550.0, "cublas_ms": 0.2, "cublas_tflops": 690.0,
+           "vs_cublas": 0.8}
+    results = [{"kernel": k, "correct": True, "rows": [row, {**row, "n": 8192}]} for k in gemm_sweep.KERNELS[:2]]
+    results.append({"kernel": gemm_sweep.KERNELS[2], "correct": False, "error": "hung: no result within 90 s"})
+    gemm_sweep.plot(results, str(tmp_path / "sweep.png"))
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
 def test_gpu_check_script_is_valid_bash():
     assert subprocess.run(["bash", "-n", str(CH10 / "gpu_check.sh")]).returncode == 0
 
