@@ -190,6 +190,7 @@ __global__ void __launch_bounds__(256, 1)
     mma_stage(d, a_tile(s) + group * 64 * BK, b_tile(s));
     __syncthreads();  // both warpgroups are done with stage s
     if (threadIdx.x == 0 && kb + STAGES < k_blocks) load(kb + STAGES);
+    __syncwarp();  // warp 0 converged again before the next .aligned wgmma instructions
   }
   store_tile(d, c, m, n, tm * BM + group * 64, tn * BN, threadIdx.x % 128);
 #endif
@@ -251,6 +252,7 @@ __global__ void __launch_bounds__(384, 1)
         mbar_wait(&full[s], (it / STAGES) & 1);
         mma_stage(d, a_tile(s) + consumer * 64 * BK, b_tile(s));
         if (threadIdx.x % 32 == 0) mbar_arrive(&empty[s]);  // this warp's wgmmas on stage s are complete
+        __syncwarp();
       }
       store_tile(d, c, m, n, tm * BM + consumer * 64, tn * BN, threadIdx.x % 128);
     }
