@@ -20,7 +20,7 @@ import sys
 import torch
 
 KERNELS = ("gemm_tma_wgmma_1stage", "gemm_tma_wgmma_pipelined", "gemm_warp_specialized",
-           "gemm_warp_specialized_persistent")
+           "gemm_warp_specialized_persistent", "gemm_ws_persistent_mma_overlap")
 SIZES = {"tiny": [256], "small": [1024, 2048], "full": [4096, 8192]}
 # (m, n, k): one tile, a partial tile, ragged edges with several k-blocks, more tiles than SMs
 CHECK_SHAPES = [(128, 256, 64), (64, 100, 8), (200, 300, 72), (1000, 777, 520), (2048, 2304, 1024)]

@@ -11,7 +11,9 @@ loads and math overlap:
   - `warp_specialized`: a producer warpgroup issues TMA, two consumer warpgroups multiply, and "full" /
     "empty" mbarriers replace __syncthreads; setmaxnreg moves registers to the consumers (lesson 2);
   - `warp_specialized_persistent`: grid = #SMs, each CTA loops over tiles, so the producer fetches the
-    next tile while the consumers write this one out, and no CTA launch per tile (lesson 3).
+    next tile while the consumers write this one out, and no CTA launch per tile (lesson 3);
+  - `ws_persistent_mma_overlap`: the same, with one wgmma group left running across k-blocks
+    (`wgmma.wait_group 1`): the next k-block's wgmmas are queued before the last ones finish.
 cuBLAS (`a @ b.T` in torch) is the reference; the goal is a ratio to it (targets.toml). Verification is the
 harness's bf16 tolerance (rtol 1.6e-2, atol 1e-2) against the baseline and cuBLAS; the inputs are scaled so
 that entries of C are ~N(0, 1) at every K, and the `ragged` distribution cuts tiles at every edge.
@@ -57,7 +59,7 @@ def kernel(name):
 
 
 EXAMPLE = Example(
-    title="Hopper bf16 GEMM: one stage, 4-stage TMA ring, warp-specialized, persistent vs cuBLAS",
+    title="Hopper bf16 GEMM: one stage, 4-stage TMA ring, warp-specialized, persistent, vs cuBLAS",
     setup=setup,
     baseline=Variant(kernel("gemm_tma_wgmma_1stage"), requires=HOPPER,
                      note="TMA + wgmma, one shared-memory stage: loads and math take turns"),
@@ -69,6 +71,8 @@ EXAMPLE = Example(
                                     note="1 TMA producer warpgroup + 2 wgmma consumer warpgroups, full/empty mbarriers"),
         "warp_specialized_persistent": Variant(kernel("gemm_warp_specialized_persistent"), requires=HOPPER,
                                                note="the same, grid = #SMs looping over tiles (grouped order)"),
+        "ws_persistent_mma_overlap": Variant(kernel("gemm_ws_persistent_mma_overlap"), requires=HOPPER,
+                                             note="the same, one wgmma group in flight across k-blocks"),
     },
     references={"torch_matmul_bf16": Variant(lambda x: x["a"] @ x["b"].T, note="cuBLAS bf16 (TN)")},
     bytes_moved=lambda x: 2 * (x["a"].numel() + x["b"].numel() + x["a"].shape[0] * x["b"].shape[0]),

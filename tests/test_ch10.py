@@ -78,7 +78,8 @@ def test_every_declared_launcher_is_defined_and_bound():
     binding = (folder / "binding.cpp").read_text()
     assert all(re.search(rf"\b{name}\b", binding) for name in declared)
     for name in ("gemm_tma_wgmma_1stage", "gemm_tma_wgmma_pipelined", "gemm_warp_specialized",
-                 "gemm_warp_specialized_persistent", "histogram_cluster_dsmem", "smooth_grid_sync"):
+                 "gemm_warp_specialized_persistent", "gemm_ws_persistent_mma_overlap", "histogram_cluster_dsmem",
+                 "smooth_grid_sync"):
         assert f'm.def("{name}"' in binding
 
 
@@ -145,7 +146,7 @@ def _hopper():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("kernel", ["gemm_tma_wgmma_1stage", "gemm_tma_wgmma_pipelined", "gemm_warp_specialized",
-                                    "gemm_warp_specialized_persistent"])
+                                    "gemm_warp_specialized_persistent", "gemm_ws_persistent_mma_overlap"])
 @pytest.mark.parametrize("mnk", [(128, 256, 64), (200, 300, 72), (1000, 777, 520)])
 def test_hopper_gemm_matches_torch(kernel, mnk):
     if not _hopper():

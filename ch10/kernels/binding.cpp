@@ -75,6 +75,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gemm_warp_specialized_persistent", [](const torch::Tensor& a, const torch::Tensor& b) {
     return gemm_nt(a, b, launch_gemm_warp_specialized_persistent, "gemm_warp_specialized_persistent (needs sm_90a)");
   });
+  m.def("gemm_ws_persistent_mma_overlap", [](const torch::Tensor& a, const torch::Tensor& b) {
+    return gemm_nt(a, b, launch_gemm_ws_persistent_mma_overlap, "gemm_ws_persistent_mma_overlap (needs sm_90a)");
+  });
   m.def("histogram_global_atomics", [](const torch::Tensor& x, int64_t bins) {
     return histogram(x, bins, launch_histogram_global_atomics, "histogram_global_atomics");
   });

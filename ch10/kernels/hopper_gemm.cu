@@ -7,6 +7,7 @@
 //      they hand stages over through "full" and "empty" mbarriers instead of __syncthreads
 //   4. the same, persistent: grid = #SMs, each CTA loops over output tiles, so the producer already
 //      fetches the next tile's k-blocks while the consumers write the last tile out
+//   5. the same, with one wgmma group kept in flight across k-blocks (wait_group 1 instead of 0)
 // Block tile 128 x 256 x 64: each consumer warpgroup owns 64 rows and issues m64n256k16 wgmmas.
 // Shared memory tiles are written by TMA with the 128-byte swizzle, the layout wgmma reads through a
 // descriptor with swizzle mode 1 (one 64-element bf16 row = 128 bytes; 8 rows = one 1024-byte atom).
@@ -76,7 +77,9 @@ __device__ __forceinline__ void fence_barrier_init() {
 }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// Wait until at most PENDING committed wgmma groups of this warp are still running.
+template <int PENDING>
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(PENDING) : "memory"); }
 // Keeps the compiler from moving reads of the accumulators across the asynchronous wgmma (CUTLASS does the same).
 __device__ __forceinline__ void fence_accumulators(float (&d)[BN / 2]) {
 #pragma unroll
@@ -136,14 +139,19 @@ __device__ __forceinline__ void store_tile(const float (&d)[BN / 2], __nv_bfloat
 
 // The k-block's four m64n256k16 wgmmas on one stage (BK = 64 = 4 x 16): within a 128-byte swizzled row,
 // the k-th 16-element slice starts 32 bytes further on; the hardware applies the swizzle to the address.
-__device__ __forceinline__ void mma_stage(float (&d)[BN / 2], const __nv_bfloat16* a_tile,
-                                          const __nv_bfloat16* b_tile) {
+// Issued and committed as one group; mma_stage also waits for it.
+__device__ __forceinline__ void issue_stage(float (&d)[BN / 2], const __nv_bfloat16* a_tile,
+                                            const __nv_bfloat16* b_tile) {
   wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < BK / 16; ++kk)
     wgmma_m64n256k16_bf16(d, smem_desc_sw128(a_tile + kk * 16), smem_desc_sw128(b_tile + kk * 16), 1);
   wgmma_commit();
-  wgmma_wait_all();
+}
+__device__ __forceinline__ void mma_stage(float (&d)[BN / 2], const __nv_bfloat16* a_tile,
+                                          const __nv_bfloat16* b_tile) {
+  issue_stage(d, a_tile, b_tile);
+  wgmma_wait<0>();
   fence_accumulators(d);
 }
 
@@ -199,7 +207,9 @@ __global__ void __launch_bounds__(256, 1)
 // Steps 3 and 4: 384 threads. Warpgroup 0 produces (one thread issues TMA), warpgroups 1-2 consume.
 // full[s]: the producer's expect_tx arrival plus TMA's bytes complete it; empty[s]: one arrival from each
 // consumer warp (8) once its wgmmas on stage s have finished. The producer gives registers to the consumers.
-template <int STAGES, bool PERSISTENT>
+// MMA_OVERLAP (step 5): a consumer issues k-block kb's wgmmas before waiting for kb-1's, and releases kb-1's
+// stage once only kb's group may still be running, so the tensor cores always have the next group queued.
+template <int STAGES, bool PERSISTENT, bool MMA_OVERLAP = false>
 __global__ void __launch_bounds__(384, 1)
     gemm_warp_specialized(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                           __nv_bfloat16* c, int m, int n, int k) {
@@ -247,11 +257,26 @@ __global__ void __launch_bounds__(384, 1)
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; ++i) d[i] = 0.f;
+      int pending = -1;  // MMA_OVERLAP: the stage whose wgmma group may still be running
       for (int kb = 0; kb < k_blocks; ++kb, ++it) {
         const int s = it % STAGES;
         mbar_wait(&full[s], (it / STAGES) & 1);
-        mma_stage(d, a_tile(s) + consumer * 64 * BK, b_tile(s));
-        if (threadIdx.x % 32 == 0) mbar_arrive(&empty[s]);  // this warp's wgmmas on stage s are complete
+        if (MMA_OVERLAP) {
+          issue_stage(d, a_tile(s) + consumer * 64 * BK, b_tile(s));
+          wgmma_wait<1>();  // the group before this one is complete: its stage can go back to the producer
+          fence_accumulators(d);
+          if (pending >= 0 && threadIdx.x % 32 == 0) mbar_arrive(&empty[pending]);
+          pending = s;
+        } else {
+          mma_stage(d, a_tile(s) + consumer * 64 * BK, b_tile(s));
+          if (threadIdx.x % 32 == 0) mbar_arrive(&empty[s]);  // this warp's wgmmas on stage s are complete
+        }
+        __syncwarp();
+      }
+      if (MMA_OVERLAP) {
+        wgmma_wait<0>();
+        fence_accumulators(d);
+        if (pending >= 0 && threadIdx.x % 32 == 0) mbar_arrive(&empty[pending]);
         __syncwarp();
       }
       store_tile(d, c, m, n, tm * BM + consumer * 64, tn * BN, threadIdx.x % 128);
@@ -340,4 +365,9 @@ extern "C" cudaError_t launch_gemm_warp_specialized(const uint16_t* a, const uin
 extern "C" cudaError_t launch_gemm_warp_specialized_persistent(const uint16_t* a, const uint16_t* b, uint16_t* c,
                                                                 int m, int n, int k, cudaStream_t stream) {
   return launch(gemm_warp_specialized<DEEP, true>, 384, DEEP, true, a, b, c, m, n, k, stream);
+}
+
+extern "C" cudaError_t launch_gemm_ws_persistent_mma_overlap(const uint16_t* a, const uint16_t* b, uint16_t* c,
+                                                              int m, int n, int k, cudaStream_t stream) {
+  return launch(gemm_warp_specialized<DEEP, true, true>, 384, DEEP, true, a, b, c, m, n, k, stream);
 }

@@ -16,6 +16,8 @@ cudaError_t launch_gemm_warp_specialized(const uint16_t* a, const uint16_t* b, u
                                          cudaStream_t stream);
 cudaError_t launch_gemm_warp_specialized_persistent(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n,
                                                     int k, cudaStream_t stream);
+cudaError_t launch_gemm_ws_persistent_mma_overlap(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n,
+                                                  int k, cudaStream_t stream);
 // cluster.cu: a histogram of n int32 values, each in [0, bins) (not checked), into hist[bins] (zeroed first);
 // global atomics vs clusters of 4 CTAs sharing the bins through distributed shared memory (sm_90+, bins % 4 == 0)
 cudaError_t launch_histogram_global_atomics(const int32_t* x, int64_t n, int32_t* hist, int bins, cudaStream_t stream);
