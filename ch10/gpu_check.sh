@@ -24,7 +24,7 @@ step build timeout 400 "$PY" scripts/build_extensions.py ch10
 NVCC=$("$PY" -c 'from harness.cuda_build import find_nvcc; print(find_nvcc() or "nvcc")' 2>/dev/null || echo nvcc)
 step ptxas bash -c "'$NVCC' -c -O3 -std=c++17 --expt-relaxed-constexpr -I harness/include -arch=sm_90a -Xptxas -v \
     ch10/kernels/hopper_gemm.cu -o '$TMP/hopper_gemm.o' > '$OUT/ptxas.txt' 2>&1; rc=\$?; \
-    grep -E 'registers|spill' '$OUT/ptxas.txt'; exit \$rc"
+    grep -E 'registers|spill|Performance|warning' '$OUT/ptxas.txt'; exit \$rc"
 
 step gemm_sweep timeout 420 "$PY" -m ch10.gemm_sweep --size "$SIZE" --json "$OUT/gemm_sweep.json" \
     --png "$OUT/gemm_sweep.png"
