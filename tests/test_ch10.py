@@ -184,5 +184,5 @@ def test_smoothing_matches_torch(n, steps):
 
     x = torch.randn(n, device="cuda")
     want = torch_loop({"x": x, "steps": steps})
-    torch.testing.assert_close(ext().smooth_per_step(x, steps), want, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(ext().smooth_grid_sync(x, steps), want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ext().smooth_per_step(x, steps), want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ext().smooth_grid_sync(x, steps), want, rtol=1e-5, atol=1e-5)
