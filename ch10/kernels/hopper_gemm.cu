@@ -1,13 +1,13 @@
 // aisp: arch sm_90a
 // A Hopper bf16 GEMM, C[M, N] = A[M, K] @ B[N, K]^T (both operands K-major, as in nn.Linear), fp32
 // accumulation, bf16 result, built up in steps so that a failure points at one mechanism:
-//   1. TMA + wgmma, one shared-memory stage: load, wait, multiply, repeat (nothing overlaps)
-//   2. the same with a STAGES-deep ring: TMA keeps STAGES-1 k-blocks in flight while wgmma works
-//   3. warp-specialized: a producer warpgroup only issues TMA, two consumer warpgroups only multiply;
+//   0. TMA + wgmma, one shared-memory stage: load, wait, multiply, repeat (nothing overlaps)
+//   1. the same with a STAGES-deep ring: TMA keeps STAGES-1 k-blocks in flight while wgmma works
+//   2. warp-specialized: a producer warpgroup only issues TMA, two consumer warpgroups only multiply;
 //      they hand stages over through "full" and "empty" mbarriers instead of __syncthreads
-//   4. the same, persistent: grid = #SMs, each CTA loops over output tiles, so the producer already
+//   3. the same, persistent: grid = #SMs, each CTA loops over output tiles, so the producer already
 //      fetches the next tile's k-blocks while the consumers write the last tile out
-//   5. the same, with one wgmma group kept in flight across k-blocks (wait_group 1 instead of 0)
+//   4. the same, with one wgmma group kept in flight across k-blocks (wait_group 1 instead of 0)
 // Block tile 128 x 256 x 64: each consumer warpgroup owns 64 rows and issues m64n256k16 wgmmas.
 // Shared memory tiles are written by TMA with the 128-byte swizzle, the layout wgmma reads through a
 // descriptor with swizzle mode 1 (one 64-element bf16 row = 128 bytes; 8 rows = one 1024-byte atom).
@@ -161,7 +161,7 @@ __device__ __forceinline__ uint8_t* aligned_smem() {
 }
 #endif  // AISP_HOPPER
 
-// Steps 1 and 2: 256 threads, both warpgroups multiply; thread 0 also issues the TMA copies. A stage is
+// Steps 0 and 1: 256 threads, both warpgroups multiply; thread 0 also issues the TMA copies. A stage is
 // refilled only after __syncthreads shows both warpgroups have finished reading it.
 template <int STAGES>
 __global__ void __launch_bounds__(256, 1)
@@ -204,10 +204,10 @@ __global__ void __launch_bounds__(256, 1)
 #endif
 }
 
-// Steps 3 and 4: 384 threads. Warpgroup 0 produces (one thread issues TMA), warpgroups 1-2 consume.
+// Steps 2 to 4: 384 threads. Warpgroup 0 produces (one thread issues TMA), warpgroups 1-2 consume.
 // full[s]: the producer's expect_tx arrival plus TMA's bytes complete it; empty[s]: one arrival from each
 // consumer warp (8) once its wgmmas on stage s have finished. The producer gives registers to the consumers.
-// MMA_OVERLAP (step 5): a consumer issues k-block kb's wgmmas before waiting for kb-1's, and releases kb-1's
+// MMA_OVERLAP (step 4): a consumer issues k-block kb's wgmmas before waiting for kb-1's, and releases kb-1's
 // stage once only kb's group may still be running, so the tensor cores always have the next group queued.
 template <int STAGES, bool PERSISTENT, bool MMA_OVERLAP = false>
 __global__ void __launch_bounds__(384, 1)
