@@ -1,0 +1,93 @@
+// Python bindings for this chapter's kernels: each function checks its tensors, allocates the output,
+// and calls the extern "C" launcher from the .cu files on PyTorch's current stream.
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+#include <torch/extension.h>
+
+#include "aisp/binding.h"
+#include "launchers.h"
+
+namespace {
+
+using aisp::check_launch;
+using aisp::check_tensor;
+using aisp::stream;
+
+template <typename T>
+const T* ptr(const torch::Tensor& t) { return static_cast<const T*>(t.data_ptr()); }
+template <typename T>
+T* mut(torch::Tensor& t) { return static_cast<T*>(t.data_ptr()); }
+
+using GemmLauncher = cudaError_t (*)(const uint16_t*, const uint16_t*, uint16_t*, int, int, int, cudaStream_t);
+
+// C = A @ B^T with A [m, k] and B [n, k], both bf16 and row-major (B as nn.Linear stores its weight).
+torch::Tensor gemm_nt(const torch::Tensor& a, const torch::Tensor& b, GemmLauncher launch, const char* what) {
+  check_tensor(a, "a", torch::kBFloat16, 2);
+  check_tensor(b, "b", torch::kBFloat16, 2);
+  TORCH_CHECK(a.size(1) == b.size(1), "a is ", a.sizes(), " and b is ", b.sizes(), ": k differs (C = a @ b.T)");
+  TORCH_CHECK(a.size(1) % 8 == 0, "k must be a multiple of 8 (TMA needs 16-byte row strides), got ", a.size(1));
+  TORCH_CHECK(a.device() == b.device(), "a and b must be on the same device");
+  TORCH_CHECK(a.size(0) < INT32_MAX && a.size(1) < INT32_MAX && b.size(0) < INT32_MAX, "sizes must fit in int32");
+  const c10::cuda::CUDAGuard guard(a.device());
+  auto c = torch::empty({a.size(0), b.size(0)}, a.options());
+  check_launch(launch(ptr<uint16_t>(a), ptr<uint16_t>(b), mut<uint16_t>(c), int(a.size(0)), int(b.size(0)),
+                      int(a.size(1)), stream()),
+               what);
+  return c;
+}
+
+using HistLauncher = cudaError_t (*)(const int32_t*, int64_t, int32_t*, int, cudaStream_t);
+
+torch::Tensor histogram(const torch::Tensor& x, int64_t bins, HistLauncher launch, const char* what) {
+  check_tensor(x, "x", torch::kInt32, 1);
+  TORCH_CHECK(bins > 0 && bins % 4 == 0 && bins <= (1 << 20), "bins must be a positive multiple of 4, at most 2^20");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto hist = torch::empty({bins}, x.options());
+  check_launch(launch(ptr<int32_t>(x), x.numel(), mut<int32_t>(hist), int(bins), stream()), what);
+  return hist;
+}
+
+using SmoothLauncher = cudaError_t (*)(const float*, float*, float*, int64_t, int, cudaStream_t);
+
+torch::Tensor smooth(const torch::Tensor& x, int64_t steps, SmoothLauncher launch, const char* what) {
+  check_tensor(x, "x", torch::kFloat32, 1);
+  TORCH_CHECK(steps >= 1 && steps < INT32_MAX, "steps must be >= 1");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto out = torch::empty_like(x);
+  auto scratch = torch::empty_like(x);
+  check_launch(launch(ptr<float>(x), mut<float>(out), mut<float>(scratch), x.numel(), int(steps), stream()), what);
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("gemm_tma_wgmma_1stage", [](const torch::Tensor& a, const torch::Tensor& b) {
+    return gemm_nt(a, b, launch_gemm_tma_wgmma_1stage, "gemm_tma_wgmma_1stage (needs sm_90a)");
+  });
+  m.def("gemm_tma_wgmma_pipelined", [](const torch::Tensor& a, const torch::Tensor& b) {
+    return gemm_nt(a, b, launch_gemm_tma_wgmma_pipelined, "gemm_tma_wgmma_pipelined (needs sm_90a)");
+  });
+  m.def("gemm_warp_specialized", [](const torch::Tensor& a, const torch::Tensor& b) {
+    return gemm_nt(a, b, launch_gemm_warp_specialized, "gemm_warp_specialized (needs sm_90a)");
+  });
+  m.def("gemm_warp_specialized_persistent", [](const torch::Tensor& a, const torch::Tensor& b) {
+    return gemm_nt(a, b, launch_gemm_warp_specialized_persistent, "gemm_warp_specialized_persistent (needs sm_90a)");
+  });
+  m.def("gemm_ws_persistent_mma_overlap", [](const torch::Tensor& a, const torch::Tensor& b) {
+    return gemm_nt(a, b, launch_gemm_ws_persistent_mma_overlap, "gemm_ws_persistent_mma_overlap (needs sm_90a)");
+  });
+  m.def("histogram_global_atomics", [](const torch::Tensor& x, int64_t bins) {
+    return histogram(x, bins, launch_histogram_global_atomics, "histogram_global_atomics");
+  });
+  m.def("histogram_cluster_dsmem", [](const torch::Tensor& x, int64_t bins) {
+    return histogram(x, bins, launch_histogram_cluster_dsmem, "histogram_cluster_dsmem (needs sm_90+)");
+  });
+  m.def("smooth_per_step", [](const torch::Tensor& x, int64_t steps) {
+    return smooth(x, steps, launch_smooth_per_step, "smooth_per_step");
+  });
+  m.def("smooth_grid_sync", [](const torch::Tensor& x, int64_t steps) {
+    return smooth(x, steps, launch_smooth_grid_sync, "smooth_grid_sync (cooperative launch)");
+  });
+}

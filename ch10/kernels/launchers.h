@@ -1,0 +1,31 @@
+// The launchers this chapter's .cu files export, declared once: the .cu files include this (so the
+// compiler checks each definition against it) and so does binding.cpp. Each takes raw device pointers,
+// sizes and a stream, and returns the launch's error code. bf16 data is passed as raw 16-bit words.
+#pragma once
+#include <cstdint>
+#include <cuda_runtime.h>
+
+extern "C" {
+// hopper_gemm.cu (sm_90a): C[m, n] = A[m, k] @ B[n, k]^T, bf16 in, fp32 accumulation, bf16 out; k % 8 == 0
+// and 16-byte aligned A and B (TMA's rules), else cudaErrorInvalidValue
+cudaError_t launch_gemm_tma_wgmma_1stage(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k,
+                                         cudaStream_t stream);
+cudaError_t launch_gemm_tma_wgmma_pipelined(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k,
+                                            cudaStream_t stream);
+cudaError_t launch_gemm_warp_specialized(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k,
+                                         cudaStream_t stream);
+cudaError_t launch_gemm_warp_specialized_persistent(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n,
+                                                    int k, cudaStream_t stream);
+cudaError_t launch_gemm_ws_persistent_mma_overlap(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n,
+                                                  int k, cudaStream_t stream);
+// cluster.cu: a histogram of n int32 values, each in [0, bins) (not checked), into hist[bins] (zeroed first);
+// global atomics vs clusters of 4 CTAs sharing the bins through distributed shared memory (sm_90+, bins % 4 == 0)
+cudaError_t launch_histogram_global_atomics(const int32_t* x, int64_t n, int32_t* hist, int bins, cudaStream_t stream);
+cudaError_t launch_histogram_cluster_dsmem(const int32_t* x, int64_t n, int32_t* hist, int bins, cudaStream_t stream);
+// cluster.cu: `steps` smoothing steps of x[n] into out, scratch[n] as the second buffer; one launch per step
+// vs one cooperative launch with a grid barrier between steps
+cudaError_t launch_smooth_per_step(const float* x, float* out, float* scratch, int64_t n, int steps,
+                                   cudaStream_t stream);
+cudaError_t launch_smooth_grid_sync(const float* x, float* out, float* scratch, int64_t n, int steps,
+                                    cudaStream_t stream);
+}
