@@ -76,6 +76,8 @@ class Engine:
         self.running: list[Request] = []  # in admission order: the last is the first to be preempted
         self.steps = 0
         self.step_tokens: list[int] = []
+        self.peak_running = 0
+        self.kv_used: list[tuple[int, int]] = []  # per step: (tokens held, token slots in reserved pages)
 
     def add(self, req: Request) -> None:
         total = len(req.prompt) + req.max_new_tokens
@@ -168,6 +170,10 @@ class Engine:
                 finished.append(r)
         self.steps += 1
         self.step_tokens.append(len(tokens))
+        self.peak_running = max(self.peak_running, len(self.running) + len(finished))
+        alloc = self.cache.allocator
+        self.kv_used.append((sum(r.n_computed for r in self.running),
+                             (alloc.n_pages - alloc.n_free()) * self.cache.page_size))
         return finished
 
     def run(self, requests: list[Request]) -> list[Request]:
