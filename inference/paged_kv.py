@@ -15,8 +15,8 @@ A contiguous cache is the special case page_size = max_seq with the whole page r
 `ch16` compares the two at one memory budget.
 
 Attention here is simple and correct first: each layer gathers a sequence's pages into a contiguous tensor and
-calls SDPA. Decode rows (one new token) share one batched SDPA over keys padded to the longest sequence;
-prefill chunks get one SDPA each. Bound per decode step and layer: read every live KV byte once for the gather
+calls SDPA. Decode rows (one new token) share one batched SDPA over keys padded to the longest sequence (the
+query heads of a kv head folded into query rows, so GQA needs no repeated keys); prefill chunks get one SDPA each. Bound per decode step and layer: read every live KV byte once for the gather
 and once for attention (2 x the KV bytes), where a fused paged kernel reads them once.
 """
 from __future__ import annotations
@@ -135,13 +135,14 @@ class PagedKVCache:
         out = torch.empty_like(q)
         groups = q.shape[1] // k.shape[1]
         if self.decode_idx:
-            qd = q[0, :, self.decode_tok].transpose(0, 1).unsqueeze(2)  # (b, heads, 1, hd)
+            # grouped-query decode: the `groups` query heads of one kv head become that head's query rows, so
+            # keys/values are used as gathered, not repeated per query head (head j reads kv head j // groups)
+            b, kvh, hd = len(self.decode_idx), k.shape[1], q.shape[-1]
+            qd = q[0, :, self.decode_tok].transpose(0, 1).reshape(b, kvh, groups, hd)
             keys = kl[self.decode_gather].permute(0, 2, 1, 3)  # (b, kv_heads, longest, hd)
             vals = vl[self.decode_gather].permute(0, 2, 1, 3)
-            if groups > 1:
-                keys, vals = keys.repeat_interleave(groups, dim=1), vals.repeat_interleave(groups, dim=1)
             od = F.scaled_dot_product_attention(qd, keys, vals, attn_mask=self.decode_mask)
-            out[0, :, self.decode_tok] = od.squeeze(2).transpose(0, 1)
+            out[0, :, self.decode_tok] = od.reshape(b, kvh * groups, hd).transpose(0, 1)
         for off, _, start, n, slots in self.prefill:
             qp = q[:, :, off:off + n]
             keys, vals = kl[slots].permute(1, 0, 2).unsqueeze(0), vl[slots].permute(1, 0, 2).unsqueeze(0)
