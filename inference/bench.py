@@ -70,7 +70,7 @@ def run_point(model, flags: set[str], workload: Workload, *, kv_tokens: int, pag
     reqs = poisson_requests(workload, model.cfg.vocab)
     makespan = serve(engine, reqs, deadline_s)
     used = [u / r for u, r in engine.kv_used if r]
-    point = {"rate": workload.rate, **summarize(reqs, makespan, slo_ttft, slo_tpot),
+    point = {"rate": workload.as_dict()["rate"], **summarize(reqs, makespan, slo_ttft, slo_tpot),
              "engine": {"steps": engine.steps, "peak_running": engine.peak_running,
                         "mean_step_tokens": sum(engine.step_tokens) / max(1, engine.steps),
                         "n_pages": engine.cache.n_pages, "page_size": engine.cache.page_size,

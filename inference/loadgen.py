@@ -33,7 +33,9 @@ class Workload:
     seed: int = 0
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["rate"] = self.rate if math.isfinite(self.rate) else "inf"  # JSON has no infinity
+        return d
 
 
 def _lognormal(rng: random.Random, mean: float, sigma: float, lo: int, hi: int) -> int:
