@@ -38,7 +38,7 @@ def main(argv=None) -> int:
                           "project claim: idle slots of a static batch are refilled at once"),
              serving.goal("max over rates of continuous / static p99 end-to-end latency",
                           max((serving.ratio(c["e2e_s"]["p99"], s["e2e_s"]["p99"]) or float("inf"))
-                              for c, s in zip(cont, static)), "<=", 1.0,
+                              for c, s in zip(cont, static, strict=True)), "<=", 1.0,
                           "project claim: no request waits for another batch's longest request")]
     serving.write(args, "batching", model, series, goals)
     return 0

@@ -24,8 +24,8 @@ from inference.model import CONFIGS, Decoder
 
 def compare(a_tokens, a_logits, b_tokens, b_logits, tie: float) -> dict:
     """Where two generations of one prompt first differ, the logit error before it, whether it is a near tie."""
-    n = next((i for i, (x, y) in enumerate(zip(a_tokens, b_tokens)) if x != y), len(a_tokens))
-    err = max(((x - y).abs().max().item() for x, y in zip(a_logits[:n + 1], b_logits[:n + 1])), default=0.0)
+    n = next((i for i, (x, y) in enumerate(zip(a_tokens, b_tokens, strict=True)) if x != y), len(a_tokens))
+    err = max(((x - y).abs().max().item() for x, y in zip(a_logits[:n + 1], b_logits[:n + 1], strict=True)), default=0.0)
     near_tie = True
     if n < len(a_tokens):
         top2 = torch.topk(b_logits[n], 2).values
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     for temperature in (0.0, 1.0):
         done = generate_paged(model, prompts, args.new_tokens, temperature=temperature, top_k=50, seed=5,
                               page_size=16, token_budget=64, keep_logits=True)
-        for i, (r, p) in enumerate(zip(done, prompts)):
+        for i, (r, p) in enumerate(zip(done, prompts, strict=True)):
             refs = {"contiguous": generate_contiguous(model, p, args.new_tokens, temperature, 50, 5 + i),
                     "recompute": generate_recompute(model, p, args.new_tokens, temperature, 50, 5 + i)}
             for ref_name, (toks, logits) in refs.items():

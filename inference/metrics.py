@@ -62,10 +62,10 @@ def plot_latency_throughput(series: dict[str, list[dict]], path, title: str = ""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for label, points in series.items():
         x = [p["output_tokens_per_s"] for p in points]
-        for ax, key in zip(axes, ("e2e_s", "ttft_s")):
+        for ax, key in zip(axes, ("e2e_s", "ttft_s"), strict=True):
             line, = ax.plot(x, [p[key]["p50"] for p in points], "o-", label=f"{label} p50")
             ax.plot(x, [p[key]["p99"] for p in points], "s--", color=line.get_color(), label=f"{label} p99")
-    for ax, name in zip(axes, ("end-to-end latency (s)", "TTFT (s)")):
+    for ax, name in zip(axes, ("end-to-end latency (s)", "TTFT (s)"), strict=True):
         ax.set_xlabel("throughput (output tokens/s)")
         ax.set_ylabel(name)
         ax.set_yscale("log")

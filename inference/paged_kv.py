@@ -16,8 +16,9 @@ A contiguous cache is the special case page_size = max_seq with the whole page r
 
 Attention here is simple and correct first: each layer gathers a sequence's pages into a contiguous tensor and
 calls SDPA. Decode rows (one new token) share one batched SDPA over keys padded to the longest sequence (the
-query heads of a kv head folded into query rows, so GQA needs no repeated keys); prefill chunks get one SDPA each. Bound per decode step and layer: read every live KV byte once for the gather
-and once for attention (2 x the KV bytes), where a fused paged kernel reads them once.
+query heads of a kv head folded into query rows, so GQA needs no repeated keys); prefill chunks get one SDPA
+each. Bound per decode step and layer: every live KV byte is read for the gather, written, and read again by
+attention (3 x the KV bytes), where a fused paged kernel reads them once.
 """
 from __future__ import annotations
 

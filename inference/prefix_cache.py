@@ -54,7 +54,7 @@ class PrefixCache:
     def insert(self, tokens: list[int], pages: list[int]) -> None:
         """Cache the full pages of a computed prefix: pages[i] holds tokens[i*ps:(i+1)*ps]."""
         node, now = self.root, next(self.clock)
-        for key, page in zip(self._chunks(tokens, len(tokens) // self.cache.page_size), pages):
+        for key, page in zip(self._chunks(tokens, len(tokens) // self.cache.page_size), pages, strict=False):
             child = node.children.get(key)
             if child is None:  # a new page for the tree: it takes a reference
                 child = node.children[key] = _Node(page, node, key)

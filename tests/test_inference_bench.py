@@ -25,7 +25,7 @@ def test_workload_is_seeded_and_shaped():
     w = Workload(rate=10.0, n_requests=200, prompt_mean=50, output_mean=20, prefix_len=8, n_prefixes=3, seed=4)
     a, b = poisson_requests(w, 1000), poisson_requests(w, 1000)
     assert [(r.arrival, r.prompt, r.max_new_tokens) for r in a] == [(r.arrival, r.prompt, r.max_new_tokens) for r in b]
-    gaps = [y.arrival - x.arrival for x, y in zip(a, a[1:])]
+    gaps = [y.arrival - x.arrival for x, y in zip(a, a[1:], strict=False)]
     assert all(g >= 0 for g in gaps) and 0.05 < sum(gaps) / len(gaps) < 0.2  # mean gap 1/rate
     assert len({tuple(r.prompt[:8]) for r in a}) == 3  # three shared system prompts
     assert 35 < sum(len(r.prompt) - 8 for r in a) / 200 < 65
@@ -34,7 +34,7 @@ def test_workload_is_seeded_and_shaped():
 
 def test_metrics_from_known_timestamps():
     reqs = [Request(0, [1] * 4, 5, arrival=0.0), Request(1, [1] * 4, 3, arrival=1.0), Request(2, [1], 2, arrival=2.0)]
-    for r, first, fin, n in zip(reqs, (1.0, 1.5, None), (3.0, 4.5, None), (5, 3, 0)):
+    for r, first, fin, n in zip(reqs, (1.0, 1.5, None), (3.0, 4.5, None), (5, 3, 0), strict=True):
         r.first_token_time, r.finish_time, r.output = first, fin, [0] * n
     s = summarize(reqs, makespan=5.0, slo_ttft=0.8, slo_tpot=2.0)
     assert s["finished"] == 2 and s["ttft_s"]["p50"] == pytest.approx(0.75)   # TTFTs 1.0 and 0.5

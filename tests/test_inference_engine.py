@@ -35,7 +35,7 @@ def alone(model, prompts):
 def test_paged_equals_contiguous_equals_recompute(model, prompts, alone):
     # page_size 8 and a 24-token budget: prompts span pages and are prefilled in chunks beside running decodes
     done = generate_paged(model, prompts, N_NEW, page_size=8, token_budget=24, keep_logits=True)
-    for r, p, ref in zip(done, prompts, alone):
+    for r, p, ref in zip(done, prompts, alone, strict=True):
         tokens, logits = generate_recompute(model, p, N_NEW)
         assert r.output == ref == tokens
         torch.testing.assert_close(torch.stack(r.logits), torch.stack(logits), rtol=1e-4, atol=1e-5)
@@ -43,7 +43,7 @@ def test_paged_equals_contiguous_equals_recompute(model, prompts, alone):
 
 def test_seeded_sampling_is_reproducible(model, prompts):
     done = generate_paged(model, prompts[:3], N_NEW, temperature=1.0, top_k=20, seed=3, page_size=8)
-    for i, (r, p) in enumerate(zip(done, prompts)):
+    for i, (r, p) in enumerate(zip(done, prompts[:3], strict=True)):
         assert r.output == generate_contiguous(model, p, N_NEW, 1.0, 20, 3 + i)[0]
     again = generate_paged(model, prompts[:3], N_NEW, temperature=1.0, top_k=20, seed=3, page_size=8)
     assert [r.output for r in again] == [r.output for r in done]
