@@ -98,35 +98,37 @@ class PagedKVCache:
         for p in self.pages.pop(seq_id, []):
             self.allocator.decref(p)
 
-    def _slots(self, seq_id: int, start: int, end: int) -> torch.Tensor:
-        table = torch.tensor(self.pages[seq_id], dtype=torch.long)
-        pos = torch.arange(start, end)
-        return table[pos // self.page_size] * self.page_size + pos % self.page_size
-
     # ---- one forward pass ----
     def begin_step(self, rows: list[tuple[int, int, int]]) -> None:
-        """rows: (seq_id, start, n_new) in the order their tokens are packed; keys 0..start+n_new-1 must fit."""
-        dev = self.device
-        self.write_slots = torch.cat([self._slots(s, a, a + n) for s, a, n in rows]).to(dev)
+        """rows: (seq_id, start, n_new) in the order their tokens are packed; keys 0..start+n_new-1 must fit.
+
+        Slot indices are computed for the whole step at once from a padded block table (a few tensor ops, not a
+        few per sequence): the scheduler's cost per step should not grow with the batch faster than the GPU's."""
+        dev, ps = self.device, self.page_size
+        tables = [self.pages[s] for s, _, _ in rows]
+        width = max(len(t) for t in tables)
+        table = torch.tensor([t + [0] * (width - len(t)) for t in tables], dtype=torch.long)  # (rows, pages)
+        starts = torch.tensor([a for _, a, _ in rows])
+        n_new = torch.tensor([n for _, _, n in rows])
+        offsets = torch.cumsum(n_new, 0) - n_new
+        row_of = torch.repeat_interleave(torch.arange(len(rows)), n_new)  # the row of each packed token
+        pos = starts[row_of] + torch.arange(int(n_new.sum())) - offsets[row_of]
+        self.write_slots = (table[row_of, pos // ps] * ps + pos % ps).to(dev)
         self.decode_idx = [i for i, (_, _, n) in enumerate(rows) if n == 1]
-        offsets, o = [], 0
-        for _, _, n in rows:
-            offsets.append(o)
-            o += n
-        self.n_tokens = o
-        # decode rows: gather indices padded to the longest; padding points at slot 0 and is masked out
+        # decode rows: keys 0..start, padded to the longest (padding repeats a valid slot and is masked out)
         if self.decode_idx:
-            lens = [rows[i][1] + 1 for i in self.decode_idx]
-            longest = max(lens)
-            gather = torch.zeros(len(lens), longest, dtype=torch.long)
-            for j, i in enumerate(self.decode_idx):
-                gather[j, :lens[j]] = self._slots(rows[i][0], 0, lens[j])
-            self.decode_gather = gather.to(dev)
-            self.decode_mask = (torch.arange(longest)[None, :] < torch.tensor(lens)[:, None]).to(dev)[:, None, None, :]
-            self.decode_tok = torch.tensor([offsets[i] for i in self.decode_idx], device=dev)
+            d = torch.tensor(self.decode_idx)
+            lens = starts[d] + 1
+            kpos = torch.minimum(torch.arange(int(lens.max()))[None, :], (lens - 1)[:, None])
+            self.decode_gather = (torch.gather(table[d], 1, kpos // ps) * ps + kpos % ps).to(dev)
+            self.decode_mask = (torch.arange(kpos.shape[1])[None, :] < lens[:, None]).to(dev)[:, None, None, :]
+            self.decode_tok = offsets[d].to(dev)
         # prefill rows (chunks of a prompt): one SDPA each, queries at start..start+n-1
-        self.prefill = [(offsets[i], s, a, n, self._slots(s, 0, a + n).to(dev))
-                        for i, (s, a, n) in enumerate(rows) if n > 1]
+        self.prefill = []
+        for i, (s, a, n) in enumerate(rows):
+            if n > 1:
+                kp = torch.arange(a + n)
+                self.prefill.append((int(offsets[i]), s, a, n, (table[i, kp // ps] * ps + kp % ps).to(dev)))
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q (1, heads, n_tokens, hd), k/v (1, kv_heads, n_tokens, hd), packed by row: write k/v, attend per row."""
