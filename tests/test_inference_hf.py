@@ -28,3 +28,10 @@ def test_logits_match_transformers():
     res = compare_logits(model, torch.randint(0, model.cfg.vocab, (2, 48)))
     assert res["rel_diff"] < 1e-4, res
     assert res["top1_agreement"] == 1.0
+
+
+def test_cli_bad_input_exits_2(capsys):
+    from inference.hf_compat import main
+    assert main(["--config", "70b"]) == 2
+    assert main(["--dtype", "float16"]) == 2
+    assert "hf_compat:" in capsys.readouterr().err
