@@ -73,6 +73,7 @@ def _run(model, prompts, n_pages, page_size=8, **kw):
 def test_continuous_batching_joins_leaves_and_frees_pages(model, prompts, alone):
     engine, reqs = _run(model, prompts, 64, max_batch=3, token_budget=16)
     assert [r.output for r in reqs] == alone
+    assert max(engine.step_tokens) == 16 and engine.peak_running == 3  # chunked prefill under the token budget
     assert engine.cache.allocator.n_free() == 64 and not engine.cache.pages
     static, sreqs = _run(model, prompts, 64, max_batch=3, token_budget=16, static=True)
     assert [r.output for r in sreqs] == alone
