@@ -109,6 +109,9 @@ class Attention(nn.Module):
         k = self.wk(x).view(b, t, -1, hd).transpose(1, 2)
         v = self.wv(x).view(b, t, -1, hd).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if hasattr(cache, "attend"):  # a paged cache writes the new keys/values and attends per sequence
+            out = cache.attend(self.layer, q, k, v)
+            return self.wo(out.transpose(1, 2).reshape(b, t, -1))
         if cache is None:
             keys, values, causal, mask = k, v, True, None
         else:
@@ -182,12 +185,21 @@ class Decoder(nn.Module):
         p = self.output.weight
         return KVCache(self.cfg, batch, max_seq or self.cfg.max_seq, p.dtype, p.device)
 
-    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None, start_pos: int = 0) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, cache=None, start_pos: int = 0,
+                positions: torch.Tensor | None = None, logits_at: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (batch, seq). `positions` (seq,) gives each token its own position (a paged step packs several
+        sequences into one row, tokens (1, n)); `logits_at` picks the rows the output head runs on (the last token
+        of each sequence: a prefill needs one row of logits, not one per prompt token)."""
         t = tokens.shape[1]
-        if start_pos + t > self.cfg.max_seq:
-            raise ValueError(f"positions {start_pos}..{start_pos + t} exceed max_seq {self.cfg.max_seq}")
-        cos, sin = self.rope_cos[start_pos:start_pos + t], self.rope_sin[start_pos:start_pos + t]
+        if positions is None:
+            if start_pos + t > self.cfg.max_seq:
+                raise ValueError(f"positions {start_pos}..{start_pos + t} exceed max_seq {self.cfg.max_seq}")
+            cos, sin = self.rope_cos[start_pos:start_pos + t], self.rope_sin[start_pos:start_pos + t]
+        else:
+            cos, sin = self.rope_cos[positions], self.rope_sin[positions]
         x = self.tok_embeddings(tokens)
         for layer in self.layers:
             x = layer(x, cos, sin, cache, start_pos)
+        if logits_at is not None:
+            x = x[:, logits_at]
         return self.output(self.norm(x))
