@@ -55,7 +55,7 @@ from inference.model import CONFIGS, Config
 STRATEGIES = ("ddp", "fsdp", "fsdp_bf16", "tp", "pp")
 # ~200M parameters: large enough for communication to matter, small enough for a step in ~0.1 s on an H200.
 GPU_CONFIG = Config(vocab=32000, dim=1024, n_layers=12, n_heads=16, n_kv_heads=8, ffn_dim=2816, max_seq=1024)
-SIZES = {"tiny": dict(config="tiny", batch=2, seq=16, warmup=1, steps=2, trace_steps=2),
+SIZES = {"tiny": dict(config="tiny", batch=2, seq=16, warmup=1, steps=2, trace_steps=1),
          "small": dict(config="small", batch=4, seq=512, warmup=2, steps=5, trace_steps=3),
          "full": dict(config="gpu", batch=8, seq=1024, warmup=3, steps=10, trace_steps=3)}
 LOSS_TOL = {"fp32": {"first": 1e-4, "later": 1e-3}, "tf32": {"first": 2e-3, "later": 2e-2},
@@ -261,6 +261,12 @@ def _rank_main(rank: int, world: int, backend: str, device_type: str, tmp: str, 
 
     from ch4 import launch
 
+    t_start = time.monotonic()
+
+    def log(what: str):   # progress on stderr, with --verbose (on the GPU node: where the time goes)
+        if opts["verbose"]:
+            print(f"parallel_strategies: rank {rank} +{time.monotonic() - t_start:.1f} s: {what}", file=sys.stderr, flush=True)
+
     device = launch.init(rank, world, backend, device_type, os.path.join(tmp, "store"), opts["pg_timeout"])
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = opts["tf32"]
@@ -272,6 +278,7 @@ def _rank_main(rank: int, world: int, backend: str, device_type: str, tmp: str, 
     out = Path(tmp) / "result.json"
     try:
         _free(device)
+        log("started")
         if rank == 0:
             # The unsharded model on the whole global batch: the losses every strategy must reproduce.
             model, step = build("single", cfg, 0, 1, device, opts["seed"], 1)
@@ -279,20 +286,27 @@ def _rank_main(rank: int, world: int, backend: str, device_type: str, tmp: str, 
             results["reference_losses"], results["reference_grad_norm"] = r["losses"], r["grad_norm"]
             del model, step
             _free(device)
-            # The 1-GPU baseline: the same per-GPU batch as each data-parallel rank.
+            log("reference done")
+        if rank == world - 1:
+            # The 1-GPU baseline, the same per-GPU batch as each data-parallel rank (on the last GPU, meanwhile).
             model, step = build("single", cfg, 0, 1, device, opts["seed"], 1)
             r = run_steps(step, [t[:size["batch"]] for t in data], size["warmup"], device)
             results["strategies"]["single"] = {**r, "world": 1, "peak_bytes_per_rank": [r["peak_bytes"]]}
             del model, step
             _free(device)
+        if world > 1:
+            gathered = [None] * world
+            dist.all_gather_object(gathered, results["strategies"].get("single"))
+            results["strategies"]["single"] = gathered[-1]
+        if rank == 0:
             out.write_text(json.dumps(results))
-        dist.barrier()
         for strategy in opts["strategies"]:
             reason = skip_reason(strategy, cfg, world, size["batch"], device.type)
             if reason:
                 results["strategies"][strategy] = {"skipped": reason}
                 continue
             micro = 2 * world if (world * size["batch"]) % (2 * world) == 0 else world
+            log(strategy)
             model, step = build(strategy, cfg, rank, world, device, opts["seed"], micro)
             trace = None
             if opts["trace_dir"] and strategy in ("ddp", "fsdp") and rank == 0:
@@ -309,15 +323,20 @@ def _rank_main(rank: int, world: int, backend: str, device_type: str, tmp: str, 
                 out.write_text(json.dumps(results))   # partial results survive a later strategy's failure
     finally:
         dist.destroy_process_group()
+    log("done")
+    # Done and written: leave without the interpreter's slow teardown of torch's modules and threads.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run(world: int, backend: str, device: str, size: str, strategies=STRATEGIES, timeout: float = 170,
-        trace_dir: str | None = None, tf32: bool = True, seed: int = 0) -> dict:
+        trace_dir: str | None = None, tf32: bool = True, seed: int = 0, verbose: bool = False) -> dict:
     """Spawn the ranks, collect rank 0's results, check every loss against the reference, derive the figures."""
     from ch4 import launch
 
     opts = dict(SIZES[size], strategies=list(strategies), trace_dir=trace_dir, tf32=tf32, seed=seed,
-                pg_timeout=max(30.0, timeout))
+                pg_timeout=max(30.0, timeout), verbose=verbose)
     if trace_dir:
         Path(trace_dir).mkdir(parents=True, exist_ok=True)
     error = None
@@ -339,7 +358,7 @@ def summarise(raw: dict, world: int, backend: str, device: str, size: str, opts:
     cfg = config_of(opts["config"])
     ref = raw.get("reference_losses")
     tokens_per_rank = opts["batch"] * opts["seq"]
-    rows = {}
+    rows, panels = {}, []
     single = raw["strategies"].get("single")
     single_tps = tokens_per_rank / (st.median(single["times_ms"]) / 1e3) if single else None
     for name in ["single", *opts["strategies"]]:
@@ -376,15 +395,26 @@ def summarise(raw: dict, world: int, backend: str, device: str, size: str, opts:
                       "microbatches": r.get("micro") if name == "pp" else None}
         if r.get("trace"):
             from ch4.comm_overlap import trace_overlap
-            rows[name]["overlap"], _ = trace_overlap(r["trace"])
+            rows[name]["overlap"], ops = trace_overlap(r["trace"])
             rows[name]["overlap"]["trace"] = r["trace"]
+            if ops:
+                panels.append((f"{name}, rank 0, {opts['trace_steps']} steps: {rows[name]['overlap']['overlap_fraction']:.0%}"
+                               " of NCCL kernel time under compute (NCCL has its own stream)", ops))
+    figure = None
+    if panels:
+        try:
+            from ch11.timeline import draw
+            figure = str(draw(panels, Path(opts["trace_dir"]) / "overlap_timeline.png",
+                              f"gradient communication vs computation, {world} ranks"))
+        except ImportError as exc:   # matplotlib missing: the figures are in the JSON all the same
+            figure = f"not drawn: {exc}"
     verified = error is None and all("error" not in x and (x.get("matches_reference") in (None,) or
                                                            x["matches_reference"]["ok"]) for x in rows.values())
     return {"schema": 1, "tool": "python -m ch4.parallel_strategies", "world": world, "backend": backend, "device": device,
             "size": size, "config": {k: getattr(cfg, k) for k in ("vocab", "dim", "n_layers", "n_heads", "n_kv_heads",
                                                                     "ffn_dim")},
             "params": cfg.n_params(), "batch_per_rank": opts["batch"], "seq": opts["seq"], "warmup": opts["warmup"],
-            "steps": opts["steps"], "tf32": opts["tf32"] and device == "cuda", "reference_losses": ref, "rows": rows,
+            "steps": opts["steps"], "overlap_figure": figure, "tf32": opts["tf32"] and device == "cuda", "reference_losses": ref, "rows": rows,
             "error": error, "verified": verified}
 
 
@@ -427,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", metavar="DIR", help="profile DDP and FSDP steps on rank 0, traces into DIR")
     parser.add_argument("--timeout", type=float, default=170, help="seconds before every rank is killed")
     parser.add_argument("--json", nargs="?", const="-", metavar="FILE")
+    parser.add_argument("--verbose", action="store_true", help="each rank's progress on stderr")
     args = parser.parse_args(argv)
     strategies = [s for s in args.strategies.split(",") if s]
     bad = [s for s in strategies if s not in STRATEGIES]
@@ -439,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda":
         if torch.cuda.device_count() < args.world:
             parser.error(f"--world {args.world} on cuda needs {args.world} GPUs, {torch.cuda.device_count()} visible")
-    report = run(args.world, args.backend, args.device, args.size, strategies, args.timeout, args.trace, not args.no_tf32)
+    report = run(args.world, args.backend, args.device, args.size, strategies, args.timeout, args.trace, not args.no_tf32,
+                 verbose=args.verbose)
     from harness.device import provenance
     report["provenance"] = provenance(torch.device(args.device), size=args.size)
     try:
