@@ -135,7 +135,8 @@ def build(strategy: str, cfg: Config, rank: int, world: int, device, seed: int, 
     """(model, step) where step(tokens of the global batch) -> this step's global mean loss (a tensor)."""
     import torch.distributed as dist
 
-    model = new_model(cfg, seed, device)
+    # FSDP and the pipeline build on the CPU, so the GPU never holds more than its shard or stage.
+    model = new_model(cfg, seed, "cpu" if strategy in ("fsdp", "fsdp_bf16", "pp") else device)
     batch_slice = None
     if strategy in ("ddp", "fsdp", "fsdp_bf16"):
         batch_slice = lambda tok: tok.chunk(world)[rank]  # noqa: E731  each rank its own sequences
@@ -150,7 +151,7 @@ def build(strategy: str, cfg: Config, rank: int, world: int, device, seed: int, 
             else MixedPrecisionPolicy()
         for block in model.layers:
             fully_shard(block, mesh=mesh, mp_policy=mp)
-        fully_shard(model, mesh=mesh, mp_policy=mp)
+        fully_shard(model, mesh=mesh, mp_policy=mp)   # moves the shards (and buffers) to the mesh's device
     elif strategy == "tp":
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
@@ -165,16 +166,20 @@ def build(strategy: str, cfg: Config, rank: int, world: int, device, seed: int, 
 
         from ch4.memory_model import stage_layers
         lo, hi = stage_layers(cfg.n_layers, world)[rank]
-        model = PipelineStageModule(model, lo, hi, rank == 0, rank == world - 1)
+        model = PipelineStageModule(model, lo, hi, rank == 0, rank == world - 1).to(device)
         stage = PipelineStage(model, rank, world, device)
         schedule = ScheduleGPipe(stage, n_microbatches=micro, loss_fn=loss_of)  # mean per microbatch, grads / micro
-    # foreach=False under TP: the blocks' weights are DTensors, the embedding and norms plain tensors.
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, foreach=False if strategy == "tp" else None)
+    # Multi-tensor AdamW; under TP the blocks' weights are DTensors and the embedding and norms plain tensors,
+    # which one foreach call cannot mix: two parameter groups.
+    from torch.distributed.tensor import DTensor
+    params = list(model.parameters())
+    groups = [g for g in ([p for p in params if isinstance(p, DTensor)], [p for p in params if not isinstance(p, DTensor)])
+              if g]
+    opt = torch.optim.AdamW([{"params": g} for g in groups], lr=LR, foreach=True)
     last = world - 1
 
     def grad_norm():
         """The global gradient norm: sharded pieces summed over ranks, replicated ones counted once."""
-        from torch.distributed.tensor import DTensor
         total = torch.zeros((), device=device)
         for p in model.parameters():
             g = p.grad
