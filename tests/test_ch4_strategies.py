@@ -111,3 +111,10 @@ def test_bad_arguments_exit_2(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert all(line.startswith(("parallel_strategies:", "memory_model:")) for line in err), err
+
+
+@pytest.mark.multigpu
+def test_every_strategy_reproduces_the_unsharded_run_over_nccl():
+    r = ps.run(2, "nccl", "cuda", "tiny", timeout=150)
+    assert r["error"] is None and r["verified"], {k: v.get("matches_reference") for k, v in r["rows"].items()}
+    assert all(p > 0 for p in r["rows"]["ddp"]["peak_bytes_per_rank"])
