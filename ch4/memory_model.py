@@ -15,10 +15,10 @@ with P = parameters x bytes/parameter, O = Adam's two moments (+ an fp32 master 
 Activations are counted from what autograd saves in `inference.model.Decoder` (checked against a
 saved-tensor hook in tests/test_ch4_strategies.py), per token, fp32, memory-efficient attention (no
 t x t score matrix, whose output is already laid out for wo): per block 8 dim-sized tensors (block input,
-two norm outputs each twice, queries after rotary, attention output, the residual sum) + keys and values (dim each when grouped-query
-heads are repeated, else kv_dim) + 4 ffn-sized ones (gate, up, silu, product); the head saves 3 dim-sized
-tensors and the log-softmax (vocab). `workspace` is what exists only transiently at the start of backward:
-the logits and their gradient (2 x vocab per token). Under TP the norms, residuals and block inputs stay
+two norm outputs each twice, queries after rotary, attention output, the residual sum) + keys and values
+(dim each when grouped-query heads are repeated, else kv_dim) + 4 ffn-sized ones (gate, up, silu, product);
+the head saves 3 dim-sized tensors and the log-softmax (vocab). `workspace` is what exists only transiently
+at the start of backward: the logits and their gradient (2 x vocab per token). Under TP the norms, residuals and block inputs stay
 replicated; attention and MLP interiors are split by N.
 
 The predicted total is the sum (the table's convention). It is an upper bound of a kind: gradients appear as
