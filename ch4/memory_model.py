@@ -10,6 +10,7 @@ Training memory has four parts, and each strategy divides a different one by the
 | FSDP (ZeRO-3)  | P/N + gathered    | P/N          | O/N              | A(local batch)                     |
 | TP             | P_tp/N + P_rest   | same         | same             | replicated part + sharded part / N |
 | PP (stage)     | P_stage           | P_stage      | O_stage          | A(stage's layers, microbatches)    |
+| hybrid         | the three combined: TP inside a node, PP across groups of layers, FSDP over the replicas  |
 
 with P = parameters x bytes/parameter, O = Adam's two moments (+ an fp32 master copy in mixed precision).
 Activations are counted from what autograd saves in `inference.model.Decoder` (checked against a
@@ -68,50 +69,51 @@ def head_activation_elems(cfg: Config) -> float:
     return 3 * cfg.dim + cfg.vocab + 4        # final residual, norm output twice, log-softmax; rsqrt, target
 
 
-def per_rank(cfg: Config, strategy: str, world: int, batch: int, seq: int, precision: str = "fp32",
-             micro: int | None = None) -> list[dict]:
-    """Predicted bytes per rank for one training step. `batch` is sequences per GPU for DP/FSDP and the
-    1-GPU run; TP and PP process the same global batch (world x batch) on every rank / across the stages."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-    if world < 1 or batch < 1 or seq < 1:
-        raise ValueError("world, batch and seq must be positive")
+def per_stage(cfg: Config, world: int, batch: int, seq: int, tp: int = 1, pp: int = 1, fsdp: bool = False,
+              precision: str = "fp32", micro: int | None = None) -> list[dict]:
+    """Predicted bytes on one GPU of each pipeline stage, for tp-way tensor x pp-way pipeline x the remaining
+    dp = world / (tp x pp) data parallelism (sharded FSDP-style over dp when `fsdp`). The global batch is
+    world x batch sequences; each model replica (tp x pp GPUs) processes its dp-th share of it."""
+    if min(world, batch, seq, tp, pp) < 1 or world % (tp * pp):
+        raise ValueError(f"world {world} must be a positive multiple of tp x pp = {tp * pp}; batch, seq positive")
     bp, bg, bo = PRECISIONS[precision]
     act_bytes = 4 if precision == "fp32" else 2
     n = param_counts(cfg)
-    world = 1 if strategy == "single" else world
-    tokens = batch * seq
+    dp = world // (tp * pp)
+    tokens = batch * seq * tp * pp                 # per model replica
+    micro = micro or (1 if pp == 1 else 2 * pp)
     rows = []
-    if strategy in ("single", "ddp", "fsdp"):
-        p = n["total"]
-        acts = tokens * (cfg.n_layers * block_activation_elems(cfg) + head_activation_elems(cfg))
-        gathered = 0
-        if strategy == "fsdp":
+    for stage, (lo, hi) in enumerate(stage_layers(cfg.n_layers, pp)):
+        first, last = stage == 0, stage == pp - 1
+        # TP splits the blocks' linear layers; the embedding, output head and norms stay whole here.
+        block = n["block"] - n["block_linear"] * (1 - 1 / tp)
+        whole = (n["embedding"] if first else 0) + (n["output"] + n["final_norm"] if last else 0)
+        p = (hi - lo) * block + whole
+        acts = tokens * (hi - lo) * block_activation_elems(cfg, tp)   # GPipe keeps every microbatch's
+        work, gathered = 0.0, 0.0
+        if last:
+            acts += tokens * head_activation_elems(cfg)
+            work = 2 * tokens * cfg.vocab * act_bytes / micro   # one microbatch's logits and their gradient
+        if fsdp and dp > 1:
             # The root unit (embeddings, final norm, output) stays gathered through the step; blocks are
             # gathered one at a time with the next one prefetched.
-            gathered = (n["embedding"] + n["output"] + n["final_norm"] + 2 * n["block"]) * bp
-            p = p / world
-        rows.append(_row(p, bp, bg, bo, acts * act_bytes, 2 * tokens * cfg.vocab * act_bytes, gathered))
-        return rows * world
-    if strategy == "tp":
-        tokens *= world
-        p = n["total"] - cfg.n_layers * n["block_linear"] * (1 - 1 / world)
-        acts = tokens * (cfg.n_layers * block_activation_elems(cfg, world) + head_activation_elems(cfg))
-        return [_row(p, bp, bg, bo, acts * act_bytes, 2 * tokens * cfg.vocab * act_bytes)] * world
-    # pp: contiguous slices of blocks; stage 0 owns the embedding, the last stage the norm and the output.
-    tokens *= world
-    for stage, (lo, hi) in enumerate(stage_layers(cfg.n_layers, world)):
-        p = (hi - lo) * n["block"]
-        acts = tokens * (hi - lo) * block_activation_elems(cfg)
-        work = 0.0
-        if stage == 0:
-            p += n["embedding"]
-        if stage == world - 1:
-            p += n["output"] + n["final_norm"]
-            acts += tokens * head_activation_elems(cfg)
-            work = 2 * tokens * cfg.vocab * act_bytes / (micro or world)   # one microbatch's logits at a time
-        rows.append(_row(p, bp, bg, bo, acts * act_bytes, work))        # GPipe: every microbatch kept
+            gathered = (whole + 2 * block) * bp
+            p /= dp
+        rows.append(_row(p, bp, bg, bo, acts * act_bytes, work, gathered))
     return rows
+
+
+def per_rank(cfg: Config, strategy: str, world: int, batch: int, seq: int, precision: str = "fp32",
+             micro: int | None = None) -> list[dict]:
+    """Predicted bytes on each of `world` ranks under one of STRATEGIES (`batch` sequences per GPU; TP and
+    PP process the same global batch, world x batch, on every rank / across the stages)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    if strategy == "single":
+        world = 1
+    layout = {"single": {}, "ddp": {}, "fsdp": {"fsdp": True}, "tp": {"tp": world}, "pp": {"pp": world}}[strategy]
+    stages = per_stage(cfg, world, batch, seq, precision=precision, micro=micro, **layout)
+    return stages if len(stages) == world else stages * world
 
 
 def stage_layers(n_layers: int, stages: int) -> list[tuple[int, int]]:
@@ -135,14 +137,22 @@ def _row(params: float, bp: int, bg: int, bo: int, activations: float, workspace
 
 
 def table(cfg: Config, world: int, batch: int, seq: int, precision: str) -> list[dict]:
-    """One row per strategy: the largest rank's prediction (pipeline stages differ)."""
+    """One row per strategy, then every tp x pp x FSDP(dp) split of `world` that mixes two of them: the
+    largest rank's prediction (pipeline stages differ)."""
     out = []
     for s in STRATEGIES:
-        if s == "pp" and world > cfg.n_layers:
+        if (s == "pp" and world > cfg.n_layers) or (s == "tp" and cfg.n_kv_heads % world):
             continue
-        ranks = per_rank(cfg, s, world, batch, seq, precision)
-        worst = max(ranks, key=lambda r: r["total"])
+        worst = max(per_rank(cfg, s, world, batch, seq, precision), key=lambda r: r["total"])
         out.append({"strategy": s, "world": 1 if s == "single" else world, **worst})
+    for tp in range(1, world + 1):
+        for pp in range(1, world // tp + 1):
+            dp = world // (tp * pp)
+            if world % (tp * pp) or cfg.n_kv_heads % tp or pp > cfg.n_layers or [tp, pp, dp].count(1) > 1:
+                continue
+            worst = max(per_stage(cfg, world, batch, seq, tp, pp, fsdp=True, precision=precision), key=lambda r: r["total"])
+            name = " x ".join(f"{k}{v}" for k, v in (("tp", tp), ("pp", pp), ("fsdp", dp)) if v > 1)
+            out.append({"strategy": name, "world": world, **worst})
     return out
 
 

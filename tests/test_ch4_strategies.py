@@ -76,6 +76,12 @@ def test_memory_model_divides_what_each_strategy_shards():
     assert mm.stage_layers(12, 5) == [(0, 3), (3, 6), (6, 8), (8, 10), (10, 12)]
     with pytest.raises(ValueError):
         mm.per_rank(cfg, "zero", world, 2, 256)
+    # A hybrid with one degree 1 is the plain strategy; with both, each divides what it splits.
+    assert mm.per_stage(cfg, world, 2, 256, fsdp=True)[0] == fsdp[0]
+    hybrid = mm.per_stage(cfg, 8, 2, 256, tp=2, pp=2, fsdp=True)
+    assert len(hybrid) == 2 and hybrid[0]["params"] < tp["params"]
+    names = [r["strategy"] for r in mm.table(cfg, 4, 1, 256, "mixed")]
+    assert names == ["single", "ddp", "fsdp", "tp", "pp", "pp2 x fsdp2", "tp2 x fsdp2", "tp2 x pp2"]
 
 
 def test_overlap_is_the_communication_time_under_compute():
