@@ -140,7 +140,8 @@ class PipelineStageModule(torch.nn.Module):
 
 
 def build(strategy: str, cfg: Config, rank: int, world: int, device, seed: int, micro: int):
-    """(model, step) where step(tokens of the global batch) -> this step's global mean loss (a tensor)."""
+    """(model, step): step(tokens of the global batch) -> this rank's loss of the step (a tensor);
+    step.global_losses(list of them) -> the global mean losses, one collective for all steps."""
     import torch.distributed as dist
 
     # FSDP and the pipeline build on the CPU, so the GPU never holds more than its shard or stage.
@@ -212,21 +213,28 @@ def build(strategy: str, cfg: Config, rank: int, world: int, device, seed: int, 
             else:
                 schedule.step()
             loss = torch.stack(losses).mean().detach() if rank == last else torch.zeros((), device=device)
-            dist.broadcast(loss, src=last)
         else:
             if batch_slice is not None:
                 x, y = batch_slice(x), batch_slice(y)
             loss = loss_of(model(x), y)
             loss.backward()
             loss = loss.detach()
-            if batch_slice is not None:
-                dist.all_reduce(loss)
-                loss /= world
         norm = grad_norm() if check else None
         opt.step()
         opt.zero_grad(set_to_none=True)
         return (loss, norm) if check else loss
 
+    def global_losses(losses: list) -> list[float]:
+        # After the timed steps, so that no per-step collective but the strategy's own is timed or traced.
+        t = torch.stack(losses)
+        if strategy == "pp":
+            dist.broadcast(t, src=last)       # the last stage computed the loss
+        elif batch_slice is not None:
+            dist.all_reduce(t)                # data parallel: the mean over the ranks' equal shares
+            t /= world
+        return t.tolist()
+
+    step.global_losses = global_losses
     return model, step
 
 
@@ -246,6 +254,7 @@ def run_steps(step, data, warmup: int, device, barrier=None, trace_to: str | Non
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     peak = torch.cuda.max_memory_allocated(device) if cuda else None
+    losses = step.global_losses(losses)
     if trace_steps:
         from torch.profiler import ProfilerActivity, profile
         acts = [ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
@@ -258,7 +267,7 @@ def run_steps(step, data, warmup: int, device, barrier=None, trace_to: str | Non
         if prof:
             prof.__exit__(None, None, None)
             prof.export_chrome_trace(trace_to)
-    return {"times_ms": times, "losses": [float(x) for x in losses], "grad_norm": float(norm), "peak_bytes": peak}
+    return {"times_ms": times, "losses": losses, "grad_norm": float(norm), "peak_bytes": peak}
 
 
 def _free(device):
@@ -397,7 +406,7 @@ def summarise(raw: dict, world: int, backend: str, device: str, size: str, opts:
         predicted = None
         if name != "fsdp_bf16":   # bf16 compute over fp32 shards: not one of the model's precisions
             predicted = [p["total"] for p in mm.per_rank(cfg, name, w, opts["batch"], opts["seq"], "fp32",
-                                                         micro=r.get("micro"))]
+                                                         micro=r.get("micro") if name == "pp" else None)]
         ok = check is None or check["ok"]
         rows[name] = {"world": w, "ms_per_step": ms, "tokens_per_s": tps, "losses": r["losses"], "matches_reference": check,
                       "scaling_efficiency": (tps / (w * single_tps) if ok and single_tps and name != "single" else None),
