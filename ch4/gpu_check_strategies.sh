@@ -26,7 +26,7 @@ fi
 
 step strategies timeout 160 "$PY" -m ch4.parallel_strategies --backend nccl --device cuda --world "$ngpu" --size "$SIZE" \
     --trace "$TMP/traces" --timeout 140 --verbose --json "$OUT/strategies.json"
-[ -f "$OUT/strategies.json" ] && "$PY" -c 'import json,sys; from ch4.parallel_strategies import render
+[ -f "$OUT/strategies.json" ] && "$PY" -c 'import json,sys; from ch4.strategies_report import render
 print(render(json.load(open(sys.argv[1]))))' "$OUT/strategies.json" > "$OUT/strategies.txt"
 # A strategy that failed (and every one after it, which then did not run) gets a run of its own.
 failed_strategies=$("$PY" -c 'import json,sys
