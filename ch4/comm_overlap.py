@@ -36,3 +36,40 @@ def overlap(ops: list[GpuOp]) -> dict:
 def trace_overlap(path) -> tuple[dict, list[GpuOp]]:
     ops = gpu_ops(load_trace(path))
     return overlap(ops), ops
+
+
+def draw(panels: list[tuple[str, list[GpuOp]]], path, title: str = ""):
+    """One timeline per panel: a lane per stream, computation kernels green, NCCL kernels orange."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    colors = {"compute": "#2ca02c", "comm": "#ff7f0e"}
+    lanes_per_panel = [sorted({o.stream for o in ops if o.kind == "kernel"}) or [0] for _, ops in panels]
+    heights = [len(lanes) + 1 for lanes in lanes_per_panel]
+    fig = Figure(figsize=(11, 1.0 + 0.45 * sum(heights)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    for ax, (label, ops), lanes in zip(axes, panels, lanes_per_panel, strict=True):
+        kernels = [o for o in ops if o.kind == "kernel"]
+        t0 = min((o.start_us for o in kernels), default=0.0)
+        for i, lane in enumerate(lanes):
+            for what in ("compute", "comm"):
+                boxes = [((o.start_us - t0) / 1e3, o.dur_us / 1e3) for o in kernels
+                         if o.stream == lane and (is_comm(o) == (what == "comm"))]
+                if boxes:
+                    ax.broken_barh(boxes, (i - 0.38, 0.76), facecolors=colors[what], edgecolor="none")
+        ax.set_yticks(range(len(lanes)))
+        ax.set_yticklabels([f"stream {s}" for s in lanes])
+        ax.set_ylim(len(lanes) - 0.5, -0.5)
+        ax.set_title(label, fontsize=10, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1].set_xlabel("time since the first kernel (ms)")
+    fig.legend(handles=[Patch(facecolor=colors["compute"], label="computation kernel"),
+                        Patch(facecolor=colors["comm"], label="NCCL kernel")], loc="upper right", ncol=2, fontsize=8,
+               frameon=False)
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    return path

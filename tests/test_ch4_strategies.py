@@ -91,7 +91,8 @@ def test_overlap_is_the_communication_time_under_compute():
     trace = {"traceEvents": [kernel("gemm", 0, 10, 7), kernel("gemm", 20, 10, 7),
                              kernel("ncclDevKernel_AllReduce_Sum_f32_RING_LL", 5, 20, 13)]}
     from ch11.timeline import gpu_ops
-    ov = comm_overlap.overlap(gpu_ops(trace))
+    ops = gpu_ops(trace)
+    ov = comm_overlap.overlap(ops)
     assert ov["comm_us"] == 20 and ov["exposed_us"] == 10 and ov["overlap_fraction"] == 0.5
 
 
