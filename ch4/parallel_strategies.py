@@ -324,6 +324,8 @@ def _rank_main(rank: int, world: int, backend: str, device_type: str, tmp: str, 
             reason = skip_reason(strategy, cfg, world, size["batch"], device.type)
             if reason:
                 results["strategies"][strategy] = {"skipped": reason}
+                if rank == 0:
+                    out.write_text(json.dumps(results))
                 continue
             micro = 2 * world if (world * size["batch"]) % (2 * world) == 0 else world
             log(strategy)

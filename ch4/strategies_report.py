@@ -101,5 +101,6 @@ def render(r: dict) -> str:
             f"{r['batch_per_rank']} x {r['seq']} tokens per rank")
     table = text_table(["strategy", "ms/step", "tokens/s", "scaling", "peak GiB/rank", "model GiB/rank",
                         "loss matches", "comm hidden"], rows)
-    tail = "all strategies verified" if r["verified"] else f"NOT VERIFIED{': ' + r['error'] if r['error'] else ''}"
+    skipped = sum("skipped" in x for x in r["rows"].values())
+    tail = (f"every strategy run verified{f' ({skipped} skipped)' if skipped else ''}" if r["verified"] else f"NOT VERIFIED{': ' + r['error'] if r['error'] else ''}"
     return "\n".join([head, table, tail])

@@ -84,6 +84,13 @@ def test_memory_model_divides_what_each_strategy_shards():
     assert names == ["single", "ddp", "fsdp", "tp", "pp", "pp2 x fsdp2", "tp2 x fsdp2", "tp2 x pp2"]
 
 
+def test_strategies_that_cannot_split_the_model_say_why():
+    cfg = CONFIGS["tiny"]   # 4 query heads, 2 key/value heads, 2 blocks
+    assert ps.skip_reason("tp", cfg, 2, 2, "cpu") is None and ps.skip_reason("pp", cfg, 2, 2, "cpu") is None
+    assert "divisible by 3" in ps.skip_reason("tp", cfg, 3, 2, "cpu")
+    assert "need 3 blocks" in ps.skip_reason("pp", cfg, 3, 2, "cpu")
+
+
 def test_overlap_is_the_communication_time_under_compute():
     def kernel(name, ts, dur, stream):
         return {"ph": "X", "cat": "kernel", "name": name, "ts": ts, "dur": dur, "args": {"device": 0, "stream": stream}}
