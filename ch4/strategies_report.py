@@ -102,5 +102,8 @@ def render(r: dict) -> str:
     table = text_table(["strategy", "ms/step", "tokens/s", "scaling", "peak GiB/rank", "model GiB/rank",
                         "loss matches", "comm hidden"], rows)
     skipped = sum("skipped" in x for x in r["rows"].values())
-    tail = (f"every strategy run verified{f' ({skipped} skipped)' if skipped else ''}" if r["verified"] else f"NOT VERIFIED{': ' + r['error'] if r['error'] else ''}"
+    if r["verified"]:
+        tail = "every strategy that ran is verified" + (f" ({skipped} skipped)" if skipped else "")
+    else:
+        tail = "NOT VERIFIED" + (f": {r['error']}" if r["error"] else "")
     return "\n".join([head, table, tail])
