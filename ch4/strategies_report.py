@@ -13,14 +13,12 @@ from ch4.parallel_strategies import LOSS_TOL, config_of
 def summarise(raw: dict, world: int, backend: str, device: str, size: str, opts: dict, error: str | None) -> dict:
     from ch4 import memory_model as mm
 
-    st = statistics
-
     cfg = config_of(opts["config"])
     ref = raw.get("reference_losses")
     tokens_per_rank = opts["batch"] * opts["seq"]
     rows, panels = {}, []
     single = raw["strategies"].get("single")
-    single_tps = tokens_per_rank / (st.median(single["times_ms"]) / 1e3) if single else None
+    single_tps = tokens_per_rank / (statistics.median(single["times_ms"]) / 1e3) if single else None
     for name in ["single", *opts["strategies"]]:
         r = raw["strategies"].get(name)
         if r is None:
@@ -30,7 +28,7 @@ def summarise(raw: dict, world: int, backend: str, device: str, size: str, opts:
             rows[name] = {"skipped": r["skipped"]}
             continue
         w = r["world"]
-        ms = st.median(r["times_ms"])
+        ms = statistics.median(r["times_ms"])
         tps = w * tokens_per_rank / (ms / 1e3)
         precision = "bf16" if name == "fsdp_bf16" else ("tf32" if device == "cuda" and opts["tf32"] else "fp32")
         tol = LOSS_TOL[precision]
@@ -57,9 +55,10 @@ def summarise(raw: dict, world: int, backend: str, device: str, size: str, opts:
             from ch4.comm_overlap import trace_overlap
             rows[name]["overlap"], ops = trace_overlap(r["trace"])
             rows[name]["overlap"]["trace"] = r["trace"]
-            if ops:
-                panels.append((f"{name}, rank 0, {opts['trace_steps']} steps: {rows[name]['overlap']['overlap_fraction']:.0%}"
-                               " of NCCL kernel time under computation", ops))
+            fraction = rows[name]["overlap"]["overlap_fraction"]
+            if fraction is not None:
+                panels.append((f"{name}, rank 0, {opts['trace_steps']} steps: {fraction:.0%} of NCCL kernel time under "
+                               "computation", ops))
     figure = None
     if panels:
         try:
