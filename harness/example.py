@@ -119,8 +119,8 @@ class Example:
     requires: Requires = field(default_factory=Requires)   # for every variant; each may add its own
     tolerance: tuple[float, float] | None = None     # (rtol, atol) override; say why in the example
     cold_l2: bool = False                            # flush the L2 before every timed call
-    # Input distributions the math has edge cases for; verification draws from each in turn and setup is
-    # then called as setup(size, device, seed, dist=name). Empty: setup takes no `dist`.
+    # Input distributions the math has edge cases for; verification draws from each in turn, timing from the
+    # first only, and setup is then called as setup(size, device, seed, dist=name). Empty: setup takes no `dist`.
     distributions: tuple[str, ...] = ()
     # Variants work in place on their inputs (e.g. an in-place activation); each call then gets its own copy.
     mutates_inputs: bool = False
