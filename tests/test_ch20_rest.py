@@ -37,7 +37,7 @@ def test_every_problem_has_a_family_whose_kernel_is_correct(path, tmp_path, monk
     new = module.ModelNew(*init)
     for dist in problem.distributions:                     # every declared edge case, as the verifier draws them
         inputs = problem.make_inputs("tiny", 11, dist)
-        torch.testing.assert_close(new(*inputs), ref(*inputs), rtol=1e-4, atol=1e-4, msg=lambda m: f"{dist}: {m}")
+        torch.testing.assert_close(new(*inputs), ref(*inputs), rtol=1e-4, atol=1e-4, msg=lambda m, d=dist: f"{d}: {m}")
 
 
 def test_a_new_family_passes_the_verifier(tmp_path):
