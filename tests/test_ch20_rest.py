@@ -48,3 +48,32 @@ def test_a_new_family_passes_the_verifier(tmp_path):
     kernel.write_text(template.render(_cheap(template), problem))
     v = verify(problem, kernel, device="cpu", trials=2, rounds=2, min_speedup=0.0)
     assert v["correct"], v["reason"]
+
+
+def test_fast_p_against_both_baselines_and_the_readme_table():
+    from ch20.evaluate import markdown, merge
+    part1 = {"rows": [{"problem": "a", "family": "softmax", "correct": True, "speedup": 2.0, "reason": "",
+                       "vs_compile": {"correct": True, "speedup": 0.5}},
+                      {"problem": "b", "correct": False, "speedup": None, "reason": "wrong values",
+                       "vs_compile": {"correct": False, "speedup": None, "reason": "no correct kernel to compare"}}]}
+    part2 = {"rows": [{"problem": "c", "correct": True, "speedup": 8.0, "reason": "",
+                       "vs_compile": {"correct": True, "speedup": 1.6}}], "search": {"budget": 2}}
+    result = merge([part1, part2])
+    eager, compiled = result["by_baseline"]["eager"], result["by_baseline"]["torch_compile"]
+    assert result["problems"] == 3 and eager["fast_0"] == pytest.approx(2 / 3) and eager["fast_2"] == pytest.approx(1 / 3)
+    assert eager["geomean_speedup_correct"] == pytest.approx(4.0)          # sqrt(2 * 8)
+    assert compiled["fast_1"] == pytest.approx(1 / 3) and compiled["geomean_speedup_correct"] == pytest.approx(
+        (0.5 * 1.6) ** 0.5)
+    text = markdown(result)
+    assert "| a | softmax |" in text and "2x | 0.5x |" in text and "fail: wrong values" in text
+    assert "against torch.compile: fast_0 = 0.67, fast_1 = 0.33" in text
+
+
+def test_evaluate_usage_errors(tmp_path, capsys):
+    from ch20.evaluate import main
+    with pytest.raises(SystemExit) as exc:
+        main(["--problems", str(REPO / "ch20/problems")])
+    assert exc.value.code == 2 and "exactly one of" in capsys.readouterr().err
+    assert main(["--problems", str(REPO / "ch20/problems"), "--search", str(tmp_path), "--only", "nope",
+                 "--device", "cpu"]) == 2
+    assert "--only names no problem" in capsys.readouterr().err
