@@ -77,3 +77,20 @@ def test_evaluate_usage_errors(tmp_path, capsys):
     assert main(["--problems", str(REPO / "ch20/problems"), "--search", str(tmp_path), "--only", "nope",
                  "--device", "cpu"]) == 2
     assert "--only names no problem" in capsys.readouterr().err
+
+
+def test_grpo_policy_learns_and_transfers_on_the_stand_in_reward(tmp_path):
+    from ch20 import grpo_policy
+    names = ["softmax", "layernorm", "rmsnorm", "gelu", "log_softmax", "bias_gelu"]
+    result = grpo_policy.run("synthetic", steps=12, group=6, budget=3, names=names, repeats=8, log=lambda *a: None)
+    curve = result["curve"]
+    first, last = sum(c["mean_reward"] for c in curve[:3]) / 3, sum(c["mean_reward"] for c in curve[-3:]) / 3
+    assert last > first + 0.2                                   # the groups' reward rises
+    assert sorted(result["held_out_problems"]) == ["bias_gelu", "log_softmax"]
+    s = result["summary_mean_best_reward"]
+    assert s["grpo_policy"]["held_out"] > s["random"]["held_out"]  # transfer, at an equal budget
+    assert s["evolutionary"]["held_out"] is not None
+    again = grpo_policy.run("synthetic", steps=4, group=6, budget=3, names=names, repeats=1, log=lambda *a: None)
+    assert again["curve"] == curve[:4]                          # seeded: the same steps twice
+    grpo_policy.plot(curve, tmp_path / "curve.png", "test")
+    assert (tmp_path / "curve.png").stat().st_size > 1000
