@@ -82,8 +82,9 @@ def synthetic_table(names: list[str], seed: int = 0) -> dict:
 
 
 def measured_table(names: list[str], *, size: str = "small", max_configs: int = 10, seed: int = 0,
-                   log=print) -> dict:
-    """CUDA: a sample of each problem's configurations, compiled, checked and timed here (see the docstring)."""
+                   device: str = "cuda", log=print) -> dict:
+    """A sample of each problem's configurations, compiled, checked and timed here (see the docstring). On the
+    CPU (Triton's interpreter, tiny sizes) only the tests use it: interpreter times say nothing."""
     import importlib.util
     import os
     import tempfile
@@ -91,15 +92,15 @@ def measured_table(names: list[str], *, size: str = "small", max_configs: int = 
     from harness.device import provenance
     from harness.timing import TimingConfig, measure
     from harness.verify import compare, flatten, tolerance_for
-    dev = torch.device("cuda")
-    cfg = TimingConfig(max_time_s=0.5)
+    dev = torch.device(device)
+    cfg = TimingConfig(max_time_s=0.5 if device == "cuda" else 0.05, min_samples=3 if device == "cpu" else 10)
     rng = random.Random(seed)
     table = {}
     tmp = tempfile.mkdtemp(prefix="ch20-grpo-")
     for name in names:
         problem = load_problem(PROBLEMS_DIR / f"{name}.py")
         template = template_for(problem.family)
-        configs = all_configs(template)
+        configs = all_configs(template, dev.type)
         picked = [dict(template.PLAIN)] + [c for c in rng.sample(configs, min(len(configs), max_configs))
                                             if c != template.PLAIN][: max_configs - 1]
         init = problem.init_inputs(size)
@@ -136,7 +137,8 @@ def measured_table(names: list[str], *, size: str = "small", max_configs: int = 
             log(f"  {name:<20} {template.label(params):<28} "
                 + (f"{verdict['speedup']:.3g}x" if verdict.get("speedup") else verdict.get("reason", "wrong")))
         table[name] = rows
-    return {"kind": f"measured on {torch.cuda.get_device_name()} at size {size}", "seed": seed,
+    where = torch.cuda.get_device_name() if dev.type == "cuda" else "the CPU (Triton interpreter)"
+    return {"kind": f"measured on {where} at size {size}", "seed": seed,
             "provenance": provenance(dev), "problems": table}
 
 

@@ -94,3 +94,12 @@ def test_grpo_policy_learns_and_transfers_on_the_stand_in_reward(tmp_path):
     assert again["curve"] == curve[:4]                          # seeded: the same steps twice
     grpo_policy.plot(curve, tmp_path / "curve.png", "test")
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_grpo_measured_table_checks_and_times_each_configuration(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    from ch20 import grpo_policy
+    table = grpo_policy.measured_table(["gelu"], size="tiny", max_configs=2, device="cpu", log=lambda *a: None)
+    rows = list(table["problems"]["gelu"].values())
+    assert len(rows) == 2 and rows[0]["params"] == {"block": 1024, "num_warps": 4}   # the plain one first
+    assert all(r["verdict"]["correct"] and r["verdict"]["speedup"] > 0 for r in rows), rows
