@@ -103,3 +103,34 @@ def test_grpo_measured_table_checks_and_times_each_configuration(monkeypatch):
     rows = list(table["problems"]["gelu"].values())
     assert len(rows) == 2 and rows[0]["params"] == {"block": 1024, "num_warps": 4}   # the plain one first
     assert all(r["verdict"]["correct"] and r["verdict"]["speedup"] > 0 for r in rows), rows
+
+
+def test_strassen_is_an_exact_rank_7_decomposition_and_a_corrupted_one_is_caught():
+    from ch20 import alphatensor as at
+    s = at.strassen()
+    assert s.rank == 7 < at.trivial(2, 2, 2).rank == 8
+    assert at.is_exact(s) and at.is_exact(at.trivial(2, 3, 4))
+    s2 = at.kron(s, s)
+    assert (s2.n, s2.m, s2.p, s2.rank) == (4, 4, 4, 49) and at.is_exact(s2)
+    g = torch.Generator().manual_seed(5)
+    a, b = torch.randint(-9, 10, (8, 6), generator=g), torch.randint(-9, 10, (6, 10), generator=g)
+    assert torch.equal(at.apply(s, a, b), a @ b)                               # exact in integers
+    a, b = torch.randint(-9, 10, (8, 8), generator=g), torch.randint(-9, 10, (8, 8), generator=g)
+    assert torch.equal(at.apply(s2, a, b), a @ b)
+    x, y = torch.randn(64, 64, dtype=torch.float64), torch.randn(64, 64, dtype=torch.float64)
+    torch.testing.assert_close(at.apply(s, x, y), x @ y)
+    for factor in ("u", "v", "w"):                                             # any single entry, any factor
+        for row, col in ((0, 0), (6, 3), (3, 1)):
+            bad = at.corrupt(s, factor, row, col)
+            assert not at.is_exact(bad)
+            assert not torch.equal(at.apply(bad, a, b), a @ b)                 # and a detectably wrong product
+    assert all(c["exact"] == c["product_equals_matmul"] for c in at.checks())
+    with pytest.raises(ValueError, match="does not split"):
+        at.apply(s, torch.zeros(3, 4), torch.zeros(4, 4))
+
+
+def test_strassen_error_growth_is_measured():
+    from ch20.alphatensor import time_gemm
+    row = time_gemm([128], dtype=torch.bfloat16, device="cpu")[0]
+    assert row["strassen_1_level"]["rel_l2_err"] > row["torch_matmul"]["rel_l2_err"] > 0   # bf16 rounding, grown
+    assert row["strassen_1_level"]["rel_l2_err"] < 0.05 and row["strassen_speedup_vs_matmul"] > 0
