@@ -134,3 +134,25 @@ def test_strassen_error_growth_is_measured():
     row = time_gemm([128], dtype=torch.bfloat16, device="cpu")[0]
     assert row["strassen_1_level"]["rel_l2_err"] > row["torch_matmul"]["rel_l2_err"] > 0   # bf16 rounding, grown
     assert row["strassen_1_level"]["rel_l2_err"] < 0.05 and row["strassen_speedup_vs_matmul"] > 0
+
+
+def test_scaling_calculator_reproduces_the_books_figures(tmp_path, capsys):
+    from ch20 import scaling as sc
+    assert sc.training_flops(175e9, 300e9) == pytest.approx(3.15e23)            # GPT-3: the "3e23"
+    assert sc.tokens_for(2e28, 100e12) == pytest.approx(3.333e13, rel=1e-3)     # 100T parameters at 2e28
+    # 2e28 FLOPs on H200 (989.4 TFLOP/s bf16 dense) at 40% MFU: 100K GPUs take years, 10M GPUs weeks
+    assert sc.days_to_train(2e28, 1e5, "H200", 0.4) / 365 == pytest.approx(16.0, rel=0.01)
+    assert sc.days_to_train(2e28, 1e7, "H200", 0.4) == pytest.approx(58.5, rel=0.01)
+    assert sc.gpus_needed(2e28, 58.5, "H200", 0.4) == pytest.approx(1e7, rel=0.01)
+    m = sc.memory_bytes(175e9)
+    assert m["total_without_activations"] == pytest.approx(16 * 175e9)          # 2 + 2 + 12 bytes per parameter
+    assert sc.power(1e7, "H200", pue=1.0) == pytest.approx(7e9)                 # 7 GW of boards at 10M GPUs
+    assert sc.main(["--json", str(tmp_path / "s.json"), "--png", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out
+    assert "| 100T | 1e+14 | 3.33e+13 | 2e+28 | 16.0 years" in out and "| GPT-3 | 1.75e+11 | 3e+11 | 3.15e+23 |" in out
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    with pytest.raises(SystemExit) as exc:
+        sc.main(["--gpu", "Z100"])
+    assert exc.value.code == 2 and "unknown --gpu" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sc.main(["--params", "1e9"])                                           # tokens missing
