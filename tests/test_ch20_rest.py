@@ -156,3 +156,28 @@ def test_scaling_calculator_reproduces_the_books_figures(tmp_path, capsys):
     assert exc.value.code == 2 and "unknown --gpu" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         sc.main(["--params", "1e9"])                                           # tokens missing
+
+
+def test_telemetry_detector_finds_the_injected_faults(tmp_path, capsys):
+    import numpy as np
+
+    from ch20 import telemetry_anomalies as ta
+    result = ta.evaluate(gpus=12, steps=400, seeds=range(3))
+    assert result["precision"] >= 0.9 and result["recall"] == 1.0
+    trace, faults = ta.synthetic(12, 400, seed=1)
+    assert {f["kind"] for f in faults} == {"throttling", "straggler", "error_burst"}
+    assert ta.synthetic(12, 400, seed=1)[1] == faults                              # seeded
+    for seed in range(3):                                                        # a healthy cluster: no alarms
+        assert ta.detect(ta.synthetic(12, 400, seed, inject=False)[0]) == []
+    # one GPU, no peers: a clock drop under load is caught against its own past
+    one = {m: np.zeros((1, 300)) for m in ta.METRICS}
+    one["power_w"][:] = 650
+    one["sm_clock_mhz"][:] = 1900 - 400 * (np.arange(300) >= 200)
+    assert [e["kind"] for e in ta.detect(one)] == ["throttling"] and ta.detect(one)[0]["start"] >= 200
+    ta.write_csv(trace, tmp_path / "t.csv")
+    back = ta.read_csv(tmp_path / "t.csv")
+    assert np.allclose(back["sm_clock_mhz"], trace["sm_clock_mhz"]) and ta.detect(back) == ta.detect(trace)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(SystemExit) as exc:
+        ta.main(["--read", str(tmp_path / "bad.csv")])
+    assert exc.value.code == 2 and "not a telemetry trace" in capsys.readouterr().err
