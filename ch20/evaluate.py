@@ -169,9 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.search:
             from ch20.search_eval import search_all
             only = [x for x in (args.only or "").split(",") if x]
+            def progress(partial):   # a run stopped by its deadline keeps the problems it finished
+                if args.json:
+                    args.json.parent.mkdir(parents=True, exist_ok=True)
+                    args.json.write_text(json.dumps(partial, indent=1, default=str) + "\n")
             result = search_all(args.problems, args.search, device=args.device, size=args.size, budget=args.budget,
                                 batch=args.batch, rounds=args.rounds, trials=args.trials, timeout=args.timeout,
-                                only=only, compile_baseline=not args.no_compile, seed=args.seed)
+                                only=only, compile_baseline=not args.no_compile, seed=args.seed, progress=progress)
         else:
             result = evaluate(args.problems, args.candidates, device=args.device, trials=args.trials,
                               timeout=args.timeout)

@@ -107,7 +107,8 @@ def search_one(problem, out: Path, *, dev: str, size: str, budget: int, batch: i
 
 def search_all(problems: Path, out: Path, *, device: str = "auto", size: str | None = None, budget: int = 4,
                batch: int = 2, rounds: int = 8, trials: int = 5, timeout: float = 300.0, only=(),
-               compile_baseline: bool = True, seed: int = 0, log=print) -> dict:
+               compile_baseline: bool = True, seed: int = 0, log=print, progress=None) -> dict:
+    """Every problem in turn; `progress(result so far)` after each, so a run cut short keeps what it measured."""
     from ch20.evaluate import fast_p, scores
     try:
         dev = pick_device(device).type
@@ -124,7 +125,17 @@ def search_all(problems: Path, out: Path, *, device: str = "auto", size: str | N
     started = time.monotonic()
     out = Path(out)
     rows = []
+
+    def result():
+        return {"problems": len(rows), "scores": fast_p(rows), "by_baseline": scores(rows), "rows": rows,
+                "search": {"budget": budget, "batch": batch, "rounds": rounds, "trials": trials, "size": size,
+                           "device": dev, "seed": seed, "compile_baseline": compile_baseline},
+                "complete": len(rows) == len(files), "provenance": prov,
+                "elapsed_s": round(time.monotonic() - started, 1)}
+    prov = provenance(torch.device(dev))
     for f in files:
+        if progress and rows:
+            progress(result())
         try:
             problem = load_problem(f)
             row, kernel = search_one(problem, out / problem.name, dev=dev, size=size, budget=budget, batch=batch,
@@ -149,7 +160,4 @@ def search_all(problems: Path, out: Path, *, device: str = "auto", size: str | N
         elif compile_baseline:
             row["vs_compile"] = {"correct": False, "speedup": None, "reason": "no correct kernel to compare"}
         rows.append(row)
-    return {"problems": len(rows), "scores": fast_p(rows), "by_baseline": scores(rows), "rows": rows,
-            "search": {"budget": budget, "batch": batch, "rounds": rounds, "trials": trials, "size": size,
-                       "device": dev, "seed": seed, "compile_baseline": compile_baseline},
-            "provenance": provenance(torch.device(dev)), "elapsed_s": round(time.monotonic() - started, 1)}
+    return result()
