@@ -5,8 +5,9 @@ write), "looped" streams it in BLOCK_N-wide pieces (an online max and sum for th
 second pass that writes: one more read, no register limit on the row). The log-softmax is
 x - max - log(sum(exp(x - max))), never log(softmax(x)), which underflows to -inf. The masked softmax
 applies the scale and the causal mask (column > row's position) in registers, so the masked scores are
-never written. Floor: one read and one write of the matrix (row sum: one read). Knobs: mode, num_warps,
-rows per program, BLOCK_N.
+never written. Rows wider than 16384 are always streamed (a 32768-wide float32 row in registers would
+spill). Floor: one read and one write of the matrix (row sum: one read). Knobs: mode, num_warps, rows per
+program, BLOCK_N.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ MODE = "{mode}"
 NUM_WARPS = {num_warps}
 ROWS = {rows}          # rows per program
 BLOCK_N = {block_n}    # columns per step of the looped kernel
+MAX_ROW = 16384        # "single" holds a row in registers only up to this width; wider rows are streamed
 '''
 
 ROW_SUM = '''
@@ -62,7 +64,8 @@ class ModelNew(nn.Module):
         x2 = x.reshape(-1, x.shape[-1]).contiguous()
         n_rows, n_cols = x2.shape
         y = torch.empty(n_rows, device=x.device, dtype=x.dtype)
-        block = triton.next_power_of_2(n_cols) if MODE == "single" else BLOCK_N
+        single = MODE == "single" and n_cols <= MAX_ROW
+        block = triton.next_power_of_2(n_cols) if single else BLOCK_N
         row_sum_kernel[(triton.cdiv(n_rows, ROWS),)](x2, y, n_rows, n_cols, x2.stride(0), BLOCK=block, ROWS=ROWS,
                                                      num_warps=NUM_WARPS)
         return y.reshape(x.shape[:-1])
@@ -129,8 +132,9 @@ def row_softmax(x, scale=1.0, causal=False, log=False):
     y = torch.empty_like(x2)
     n_rows, n_cols = x2.shape
     seq = x.shape[-2] if causal else 1
-    kernel = row_softmax_single if MODE == "single" else row_softmax_looped
-    block = triton.next_power_of_2(n_cols) if MODE == "single" else BLOCK_N
+    single = MODE == "single" and n_cols <= MAX_ROW
+    kernel = row_softmax_single if single else row_softmax_looped
+    block = triton.next_power_of_2(n_cols) if single else BLOCK_N
     kernel[(triton.cdiv(n_rows, ROWS),)](x2, y, n_rows, n_cols, x2.stride(0), seq, scale, BLOCK=block, ROWS=ROWS,
                                          CAUSAL=causal, LOG=log, num_warps=NUM_WARPS)
     return y.reshape(x.shape)
