@@ -116,6 +116,24 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_BEGIN, README_END = "<!-- fastp:begin -->", "<!-- fastp:end -->"
+
+
+def readme_block(result: dict) -> str:
+    """The table with where it came from: hardware, software, the search's budget, whether every part ran."""
+    parts = result.get("parts") or [result]
+    prov = [p.get("provenance") or {} for p in parts]
+    devices = sorted({str((p.get("device") or {}).get("name")) for p in prov if p})
+    shas = sorted({str(p.get("git_sha")) for p in prov if p})
+    budgets = sorted({str((p.get("search") or {}).get("budget", "?")) for p in parts})
+    sizes = sorted({str((p.get("search") or {}).get("size", "?")) for p in parts})
+    complete = all(p.get("complete", True) for p in parts)
+    return (f"Recorded on {', '.join(devices) or '?'} (git {', '.join(shas) or '?'}), {' or '.join(budgets)} "
+            f"verified candidates per problem at size {', '.join(sizes)}"
+            + ("" if complete else "; some parts stopped at their deadline: missing problems are not in N")
+            + ".\n\n" + markdown(result))
+
+
 def table(result: dict) -> str:
     lines = [f"{'problem':<22} {'correct':>7} {'speedup':>8}  reason"]
     for r in result["rows"]:
@@ -150,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path, help="write the README table here")
+    p.add_argument("--readme", type=Path, help="a README whose <!-- fastp:begin/end --> block gets the table")
+    p.add_argument("--readme-out", type=Path, help="where that README is written (default: in place)")
     args = p.parse_args(argv)
     modes = sum(x is not None for x in (args.candidates, args.search, args.merge))
     if modes != 1:
@@ -191,6 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(markdown(result))
+    if args.readme:
+        text = args.readme.read_text()
+        if README_BEGIN not in text or README_END not in text:
+            print(f"ch20.evaluate: {args.readme} has no {README_BEGIN} ... {README_END} block", file=sys.stderr)
+            return 2
+        head, rest = text.split(README_BEGIN, 1)
+        (args.readme_out or args.readme).write_text(head + README_BEGIN + "\n" + readme_block(result) +
+                                                    README_END + rest.split(README_END, 1)[1])
     return 0
 
 

@@ -1,6 +1,7 @@
 """Chapter 20, the rest: a search family for every problem, fast_p over the set, a GRPO-trained policy,
 AlphaTensor decompositions, the scaling calculator and cluster-telemetry anomalies. CPU only, tiny sizes."""
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def test_a_new_family_passes_the_verifier(tmp_path):
     assert v["correct"], v["reason"]
 
 
-def test_fast_p_against_both_baselines_and_the_readme_table():
+def test_fast_p_against_both_baselines_and_the_readme_table(tmp_path):
     from ch20.evaluate import markdown, merge
     part1 = {"rows": [{"problem": "a", "family": "softmax", "correct": True, "speedup": 2.0, "reason": "",
                        "vs_compile": {"correct": True, "speedup": 0.5}},
@@ -67,6 +68,14 @@ def test_fast_p_against_both_baselines_and_the_readme_table():
     text = markdown(result)
     assert "| a | softmax |" in text and "2x | 0.5x |" in text and "fail: wrong values" in text
     assert "against torch.compile: fast_0 = 0.67, fast_1 = 0.33" in text
+    from ch20.evaluate import README_BEGIN, README_END, main
+    (tmp_path / "p1.json").write_text(json.dumps(part1))
+    (tmp_path / "p2.json").write_text(json.dumps(part2))
+    (tmp_path / "README.md").write_text(f"# T\n{README_BEGIN}\nNot yet measured\n{README_END}\nafter\n")
+    assert main(["--merge", str(tmp_path / "p1.json"), str(tmp_path / "p2.json"), "--readme",
+                 str(tmp_path / "README.md")]) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "Not yet measured" not in readme and "| c | - | - | - | - |" in readme and readme.endswith("after\n")
 
 
 def test_evaluate_usage_errors(tmp_path, capsys):
@@ -181,3 +190,30 @@ def test_telemetry_detector_finds_the_injected_faults(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         ta.main(["--read", str(tmp_path / "bad.csv")])
     assert exc.value.code == 2 and "not a telemetry trace" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("path", PROBLEMS, ids=[p.stem for p in PROBLEMS])
+def test_every_family_compiles_and_is_correct_on_the_gpu(path, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from harness.verify import compare, flatten, tolerance_for
+    problem = load_problem(path)
+    template = template_for(problem.family)
+    source = tmp_path / f"gpu_{problem.name}.py"
+    source.write_text(template.render(dict(template.PLAIN), problem))
+    spec = importlib.util.spec_from_file_location(f"gpu_cand_{problem.name}", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    init, dtype = problem.init_inputs("small"), problem.dtype("small")
+    with torch.device("cuda"):
+        torch.manual_seed(3)
+        ref = problem.module.Model(*init).to(dtype)
+        torch.manual_seed(3)
+        new = module.ModelNew(*init).to(dtype)
+    with torch.no_grad():
+        for dist in problem.distributions:
+            inputs = problem.make_inputs("small", 11, dist, device="cuda")
+            expected = flatten(ref(*inputs))
+            result = compare(flatten(new(*inputs)), expected, problem.tolerance or tolerance_for(expected[0].dtype))
+            assert result.ok, f"{dist}: {result.reason}"
