@@ -10,10 +10,13 @@ At n = 4096 (h = 2048) in bf16: 7 * 2 * 2048^3 = 120 GFLOP, about 0.15 ms at ~80
 the reference). The baseline is the same one-level blocking with all eight products (the trivial
 rank-8 decomposition), so optimized vs baseline isolates what the rank-7 algebra buys.
 
-Accuracy: Strassen's error bound is normwise, not elementwise; in bf16 its relative L2 error is about
-3x that of the plain product (0.55% vs 0.17% at n = 1024 on the CPU), and single elements near zero can
-be off by ~1-3 (|C| is about sqrt(n)). Hence the tolerance below: rtol 2e-2 with atol 3 (about 5% of
-the typical |C| at 4096); a wrong algorithm (a corrupted factor) is off by ~|C| everywhere and still fails.
+Accuracy: Strassen's error bound is normwise, not elementwise. Each of the seven products is rounded to
+bf16 at a larger magnitude (|(A11 + A22)(B11 + B22)| is twice |A11 B11|) and four of them are summed per
+block, so in bf16 its relative L2 error is about 3x that of the plain product (0.55% vs 0.17% at n = 1024
+on the CPU), and single elements differ from the rank-8 result by up to 2 at n = 2048 and 4 at n = 4096
+(mean |C| 36 and 51; measured on the CPU). Hence the tolerance below: rtol 2e-2 with atol 6 (about 12%
+of the mean |C| at 4096), which checks the algorithm, not the last bits: a wrong one (a corrupted factor)
+is off by about |C| in whole blocks and still fails.
 """
 import torch
 
@@ -51,7 +54,7 @@ EXAMPLE = Example(
     references={"torch_matmul": lambda inputs: inputs["a"] @ inputs["b"]},
     flops=lambda inputs: 2 * inputs["a"].shape[0] * inputs["a"].shape[1] * inputs["b"].shape[1],
     flops_dtype="bf16",
-    tolerance=(2e-2, 3.0),
+    tolerance=(2e-2, 6.0),
 )
 
 if __name__ == "__main__":
