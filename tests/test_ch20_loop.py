@@ -136,8 +136,15 @@ def test_search_breeds_from_the_fastest():
     assert any(sum(p.params[k] != fast[k] for k in fast) <= 2 for p in nxt)
 
 
-def test_search_needs_a_template():
-    ctx = Context(problem=load_problem(REPO / "ch20/problems/attention.py"), device="cpu", size="tiny", dtype="float32")
+def _problem_without_template(tmp_path):
+    path = tmp_path / "no_template.py"
+    path.write_text(SOFTMAX.read_text().replace('FAMILY = "softmax"', 'FAMILY = "no_such_family"'))
+    return path
+
+
+def test_search_needs_a_template(tmp_path):
+    ctx = Context(problem=load_problem(_problem_without_template(tmp_path)), device="cpu", size="tiny",
+                  dtype="float32")
     with pytest.raises(GeneratorError, match="no search template"):
         SearchGenerator(ctx)
 
@@ -159,7 +166,7 @@ def test_llm_prompt_and_code_extraction(monkeypatch):
 
 def test_loop_usage_errors(tmp_path, capsys):
     assert loop_main(["--problem", str(tmp_path / "nope.py"), "--generator", "search", "--device", "cpu"]) == 2
-    assert loop_main(["--problem", str(REPO / "ch20/problems/attention.py"), "--generator", "search",
+    assert loop_main(["--problem", str(_problem_without_template(tmp_path)), "--generator", "search",
                       "--device", "cpu", "--out", str(tmp_path)]) == 2
     assert "no search template" in capsys.readouterr().err
     unreachable = ["--problem", str(SOFTMAX), "--generator", "llm", "--device", "cpu", "--out", str(tmp_path),

@@ -5,9 +5,12 @@ each knob), valid(params, device_type), label(params) and render(params, problem
 """
 from __future__ import annotations
 
-from ch20.generators.templates import layernorm, matmul, softmax
+from ch20.generators.templates import attention, elementwise, layernorm, matmul, norms, rows, softmax, swiglu
 
-BY_FAMILY = {"softmax": softmax, "matmul": matmul, "matmul_bias_relu": matmul, "layernorm": layernorm}
+BY_FAMILY = {"softmax": softmax, "matmul": matmul, "matmul_bias_relu": matmul, "layernorm": layernorm,
+             "elementwise": elementwise, "activation": elementwise, "activation_fusion": elementwise,
+             "rmsnorm": norms, "fused_norm": norms, "reduction": rows, "log_softmax": rows, "softmax_fused": rows,
+             "swiglu": swiglu, "attention": attention}
 
 
 def template_for(family: str):
