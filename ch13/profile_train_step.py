@@ -86,12 +86,13 @@ def verify(size: str, device: torch.device, steps: int) -> dict:
     return out
 
 
-def profile_variant(variant: str, size: str, device: torch.device, steps: int, trace_path: Path | None) -> dict:
+def profile_variant(variant: str, size: str, device: torch.device, steps: int, trace_path: Path | None,
+                    runs: int = 3) -> dict:
     from torch.profiler import ProfilerActivity, profile, schedule
 
     model, opt, _ = run_steps(variant, size, device, 2)  # warm-up: allocator, cuBLAS handles, optimizer state
     times = []
-    for _ in range(3):
+    for _ in range(runs):
         t0 = time.perf_counter()
         run_steps(variant, size, device, steps, model=model, opt=opt)
         times.append((time.perf_counter() - t0) / steps * 1e3)

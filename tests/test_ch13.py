@@ -40,24 +40,24 @@ def test_trace_summary_phases_kernels_and_idle():
 
 
 def test_training_step_variants_agree_and_profile_has_phases():
-    checks = pts.verify("tiny", CPU, steps=2)
+    checks = pts.verify("tiny", CPU, steps=1)
     assert all(c["verified"] for c in checks.values()), checks
-    row = pts.profile_variant("fused_adamw", "tiny", CPU, steps=1, trace_path=None)
+    row = pts.profile_variant("fused_adamw", "tiny", CPU, steps=1, trace_path=None, runs=1)
     assert row["step_ms"] > 0
     assert all(row["profile"]["phases"][p]["host_ms"] is not None for p in PHASES)
 
 
-def test_adamw_variants_verified_through_the_harness():
-    from harness.device import REPO_ROOT
-    from harness.example import load_example
-    from harness.runner import run_example
-    from harness.timing import TimingConfig
+def test_adamw_variants_give_the_for_loop_update():
+    from ch13 import adamw_step
 
-    quick = TimingConfig(warmup_s=0.0, min_warmup_calls=1, min_samples=3, min_time_s=0.0, max_time_s=0.05)
-    r = run_example(load_example(REPO_ROOT / "ch13" / "adamw_step.py"), device=CPU, size="tiny", seed=3,
-                    timing=quick, example_id="ch13/adamw_step")
-    assert r.status == "ok", r.reason
-    assert all(v.verified for v in r.variants), [(v.name, v.reason) for v in r.variants]
+    outs = {}
+    for name, flags in {"for_loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}.items():
+        outs[name] = adamw_step.adamw(adamw_step.setup("tiny", CPU, seed=3), **flags)
+    before = adamw_step.setup("tiny", CPU, seed=3)["params"]
+    assert any(not torch.equal(a, b) for a, b in zip(outs["for_loop"], before, strict=True))  # it did update
+    for name in ("foreach", "fused"):
+        for a, b in zip(outs[name], outs["for_loop"], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_compile_warmup_bookkeeping_and_a_cheap_compile():
