@@ -1,6 +1,10 @@
 """torch.compile on the training step: eager vs `default` vs `max-autotune`, and compiled autograd.
 
-    python -m ch13.compile_train_step --size tiny|small|full [--modes eager,default,...] [--steps 30] [--json OUT]
+    python -m ch13.compile_train_step --size tiny|small|full [--layers N] [--modes eager,default,...] [--steps 30]
+                                      [--json OUT]
+
+`--layers N` keeps the size's widths and uses N blocks: Dynamo unrolls the blocks into one graph, so compile
+time grows with depth while the per-block speedup does not (the GPU check uses 4 blocks of `small`).
 
 What is compiled is forward + loss + backward (`fwd_bwd`); the fused AdamW step stays eager. Modes:
 - `eager`: no compiler;
@@ -45,15 +49,18 @@ def warmup_steps(times: list[float], steady: float, within: float = 0.10) -> int
     return n
 
 
-def child(mode: str, size: str, steps: int, backend: str) -> dict:
+def child(mode: str, size: str, steps: int, backend: str, layers: int | None = None) -> dict:
+    import dataclasses
+
     import torch
 
-    from ch13.train_common import host_batch, loss_fn, make_model, make_optimizer
+    from ch13.train_common import CONFIGS, host_batch, loss_fn, make_model, make_optimizer
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(2)
-    model = make_model(size, device, seed=0)
+    cfg = dataclasses.replace(CONFIGS[size], n_layers=layers) if layers else CONFIGS[size]
+    model = make_model(size, device, seed=0, cfg=cfg)
     opt = make_optimizer(model, "fused")
 
     def fwd_bwd(tokens, targets):
@@ -85,18 +92,19 @@ def child(mode: str, size: str, steps: int, backend: str) -> dict:
 
     tail = times[len(times) - max(1, len(times) // 3):]
     steady = statistics.median(tail)
-    return {"mode": mode, "backend": backend, "steps": steps, "first_step_s": times[0], "steady_step_ms": steady * 1e3,
+    return {"mode": mode, "backend": backend, "steps": steps, "n_layers": cfg.n_layers, "n_params": cfg.n_params(),
+            "first_step_s": times[0], "steady_step_ms": steady * 1e3,
             "compile_s": max(0.0, times[0] - steady) if mode != "eager" else 0.0,
             "warmup_steps": warmup_steps(times, steady), "step_ms": [t * 1e3 for t in times], "losses": losses,
             "unique_graphs": int(counters["stats"].get("unique_graphs", 0)),
             "graph_breaks": int(sum(counters["graph_break"].values()))}
 
 
-def run_mode(mode: str, size: str, steps: int, backend: str, timeout: float) -> dict:
+def run_mode(mode: str, size: str, steps: int, backend: str, timeout: float, layers: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{cache}/inductor", "TRITON_CACHE_DIR": f"{cache}/triton"}
         cmd = [sys.executable, "-m", "ch13.compile_train_step", "--child", mode, "--size", size,
-               "--steps", str(steps), "--backend", backend]
+               "--steps", str(steps), "--backend", backend] + (["--layers", str(layers)] if layers else [])
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -111,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=("tiny", "small", "full"), default="small")
     parser.add_argument("--modes", default="eager,default,compiled_autograd")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--layers", type=int, help="blocks (default: the size's)")
     parser.add_argument("--backend", default="inductor", help="torch.compile backend (eager/aot_eager: CPU tests)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per mode")
     parser.add_argument("--json", type=Path)
@@ -118,15 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     bad = [m for m in modes if m not in MODES]
-    if bad or not modes or args.steps < 3:
-        print(f"compile_train_step: modes must be among {','.join(MODES)} and --steps >= 3", file=sys.stderr)
+    if bad or not modes or args.steps < 3 or (args.layers is not None and args.layers < 1):
+        print(f"compile_train_step: modes must be among {','.join(MODES)} and --steps >= 3, --layers >= 1",
+              file=sys.stderr)
         return 2
     if args.child:
-        print(json.dumps(child(args.child, args.size, args.steps, args.backend)))
+        print(json.dumps(child(args.child, args.size, args.steps, args.backend, args.layers)))
         return 0
     if "eager" not in modes:
         modes.insert(0, "eager")  # the reference every loss curve and speedup is compared with
-    rows = {m: run_mode(m, args.size, args.steps, args.backend, args.timeout) for m in modes}
+    rows = {m: run_mode(m, args.size, args.steps, args.backend, args.timeout, args.layers) for m in modes}
     eager = rows["eager"]
     ok = "error" not in eager
     for m, r in rows.items():
@@ -150,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"provenance": provenance(device, size=args.size, backend=args.backend),
+        args.json.write_text(json.dumps({"provenance": provenance(device, size=args.size, layers=args.layers,
+                                                                backend=args.backend),
                                          "rows": rows}, indent=1))
     return 0 if ok else 1
 

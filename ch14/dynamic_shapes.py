@@ -8,14 +8,15 @@ the function falls back to eager for good. The default (`dynamic=None`, "automat
 first length statically, and on the first change recompiles once with that dimension symbolic. Marking the
 dimension dynamic up front (`torch._dynamo.mark_dynamic(x, 1)`) or `dynamic=True` compiles once.
 
-The function is the ~100 M decoder's forward (`ch13.train_common`'s `small` config; `tiny` on a CPU) over a
-batch of 4 sequences whose length changes every call (`--lengths` distinct lengths, each a multiple of 16).
+The function is the decoder's forward at `ch13.train_common`'s `small` widths with 2 blocks (so that a
+dozen compiles fit in a minute; `tiny` on a CPU) over a batch of 4 sequences whose length changes every
+call (`--lengths` distinct lengths, each a multiple of 16).
 Counted: compiles (a counting wrapper around the backend: every graph handed to it), and the total time of
 the first pass over all lengths (compiles included) and of a second pass (compiled code only, or eager
 after a fallback). Every output is compared with eager's. TORCH_LOGS=recompiles prints each recompile's
 reason (the guard that failed) when set in the environment.
 
-Bound: per call ~2 x 125 M x tokens FLOPs (e.g. 4 x 512 tokens: 0.5 TFLOP, ~1 ms); the recompiles cost
+Bound: per call ~2 x 63 M x tokens FLOPs (2 blocks + embedding and head; 4 x 512 tokens: 0.26 TFLOP, ~0.4 ms); the recompiles cost
 seconds each, so a static compile over N lengths pays N compiles before it runs anything faster.
 """
 from __future__ import annotations
@@ -76,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.lengths < 2:
         parser.error("--lengths must be at least 2")
-    from ch13.train_common import BATCH, make_model
+    import dataclasses
+
+    from ch13.train_common import BATCH, CONFIGS, make_model
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = make_model(args.size, device).eval()
+    cfg = dataclasses.replace(CONFIGS[args.size], n_layers=2)
+    model = make_model(args.size, device, cfg=cfg).eval()
     longest = BATCH[args.size][1]
     step = max(16, longest // args.lengths // 16 * 16)
     lengths = [longest - i * step for i in range(args.lengths) if longest - i * step >= 16]
