@@ -17,6 +17,8 @@ kernel computes in fp32 and rounds once, so results differ in the last bf16 bit:
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.optim.adamw import adamw as adamw_functional
 
@@ -29,11 +31,12 @@ MODEL = {"tiny": "tiny", "small": "tiny", "full": "small"}
 WIDE_TINY = 4  # small: the tiny decoder's shapes, each widened this many times (a few MiB in all)
 
 
-def shapes(size: str) -> list[torch.Size]:
+@functools.cache
+def shapes(size: str) -> tuple[torch.Size, ...]:
     with torch.device("meta"):
         model = Decoder(CONFIGS[MODEL[size]])
-    out = [p.shape for p in model.parameters()]
-    return [torch.Size([s[0] * WIDE_TINY, *s[1:]]) for s in out] if size == "small" else out
+    out = tuple(p.shape for p in model.parameters())
+    return tuple(torch.Size([s[0] * WIDE_TINY, *s[1:]]) for s in out) if size == "small" else out
 
 
 def setup(size, device, seed):

@@ -92,7 +92,7 @@ def record_step(size: str) -> tuple[dict, dict[str, int], int]:
     start = torch.cuda.memory_allocated()
     tokens, targets = host_batch(size, model.cfg.vocab, gen)
     mem = torch.cuda.memory
-    mem._record_memory_history(max_entries=1_000_000)
+    mem._record_memory_history(max_entries=1_000_000, stacks="python")  # C++ stacks: slow to symbolize
     marks: dict[str, int] = {}
 
     def mark(name):

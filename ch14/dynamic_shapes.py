@@ -1,6 +1,6 @@
 """Dynamic shapes and recompilations: one compile per new sequence length, or one for all of them.
 
-    python -m ch14.dynamic_shapes [--size tiny|small|full] [--lengths 12] [--backend inductor] [--json OUT]
+    python -m ch14.dynamic_shapes [--size tiny|small] [--lengths 12] [--backend inductor] [--json OUT]
 
 A compiled function is guarded on its inputs' shapes. Called with a sequence length it has not seen,
 `torch.compile(dynamic=False)` compiles again: one graph per length, until `recompile_limit` (8) is hit and
@@ -16,8 +16,9 @@ the first pass over all lengths (compiles included) and of a second pass (compil
 after a fallback). Every output is compared with eager's. TORCH_LOGS=recompiles prints each recompile's
 reason (the guard that failed) when set in the environment.
 
-Bound: per call ~2 x 63 M x tokens FLOPs (2 blocks + embedding and head; 4 x 512 tokens: 0.26 TFLOP, ~0.4 ms); the recompiles cost
-seconds each, so a static compile over N lengths pays N compiles before it runs anything faster.
+Bound: per call ~2 x 63 M x tokens FLOPs (2 blocks + embedding and head; 4 x 512 tokens: 0.26 TFLOP,
+~0.4 ms); the recompiles cost seconds each, so a static compile over N lengths pays N compiles before it
+runs anything faster.
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ import triton.language as tl
 from harness import Example, Requires, Variant, main
 
 # (streamed rows, table rows, row width): full: 2M x 256 bf16 streamed (1 GiB), table 48K x 256 (24 MiB)
-SHAPES = {"tiny": (256, 64, 32), "small": (1 << 18, 16384, 256), "full": (1 << 21, 49152, 256)}
+SHAPES = {"tiny": (64, 16, 32), "small": (1 << 18, 16384, 256), "full": (1 << 21, 49152, 256)}
 BLOCK_ROWS = 16
 
 
