@@ -37,8 +37,9 @@ def fp8_max(dtype: torch.dtype) -> float:
 def quantize(t: torch.Tensor, dtype: torch.dtype, dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(t / scale cast to `dtype`, scale): scale = amax / max finite of `dtype`, per tensor (dim None) or with
     the amax taken along `dim` (one scale per slice across it, keepdim). The scale dequantizes: t ~ q * scale."""
-    a = t.detach().abs().float()
-    amax = a.amax() if dim is None else a.amax(dim=dim, keepdim=True)
+    inf = float("inf")  # the max-norm is amax(|t|) in one kernel, accumulated in fp32
+    amax = (torch.linalg.vector_norm(t.detach(), inf, dtype=torch.float32) if dim is None else
+            torch.linalg.vector_norm(t.detach(), inf, dim=dim, keepdim=True, dtype=torch.float32))
     scale = amax.clamp(min=1e-12) / fp8_max(dtype)  # an all-zero slice keeps a finite scale (q is 0 anyway)
     q = (t.float() / scale).clamp(-fp8_max(dtype), fp8_max(dtype)).to(dtype)
     return q, scale
@@ -52,13 +53,17 @@ def has_fp8_mm(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
 
 
+# Decided once, at import: a plain bool is what torch.compile can trace past without a device query.
+FP8_ON_CUDA = torch.cuda.is_available() and has_fp8_mm(torch.device("cuda"))
+
+
 def fp8_mm(a: torch.Tensor, b: torch.Tensor, a_dtype: torch.dtype, b_dtype: torch.dtype, rowwise: bool,
            out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """a (M, K) @ b (K, N) with both operands quantized along K (the reduction dimension)."""
     out_dtype = out_dtype or a.dtype
     qa, sa = quantize(a, a_dtype, dim=1 if rowwise else None)          # (M, 1) or scalar
     qbt, sbt = quantize(b.t(), b_dtype, dim=1 if rowwise else None)    # b^T (N, K): scale (N, 1) or scalar
-    if has_fp8_mm(a.device):
+    if a.is_cuda and FP8_ON_CUDA:
         # _scaled_mm wants the left operand row-major and the right one column-major: b^T contiguous, seen as b.
         sb = sbt.reshape(1, -1) if rowwise else sbt
         return torch._scaled_mm(qa.contiguous(), qbt.contiguous().t(), scale_a=sa, scale_b=sb, out_dtype=out_dtype)

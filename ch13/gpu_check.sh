@@ -13,7 +13,8 @@
 #   dynamic shapes and recompiles; the custom backend; torch.compile on inference at ~125 M and ~1.1 B;
 #   the CPU tests of both chapters (on the GPU their Triton kernels run compiled).
 # max-autotune on the training step is not in the default run (its compile alone can take minutes): add it
-# with MAX_AUTOTUNE=1 (about 3 more minutes).
+# with MAX_AUTOTUNE=1 (about 3 more minutes); FP8 training with the casts fused by torch.compile: FP8_COMPILE=1
+# (up to ~6 more minutes).
 # Every step has a timeout; the script never stops at the first failure and exits 1 if anything failed.
 # Writes to $OUT: summary.txt, results_*.json / summary_*.md (harness), *.json of each CLI module, traces/*.json.gz,
 # memory_timeline.png, memory_snapshot.json, loss_curves.png.
@@ -47,6 +48,10 @@ if [ "$PART" != ch14 ]; then
     step expandable_segments timeout 60 "$PY" -m ch13.expandable_segments --size small --steps 16 \
         --json "$OUT/expandable_segments.json"
     step fp8_training timeout 90 "$PY" -m ch13.fp8_training --size full --steps 150 --out "$OUT"
+    if [ "${FP8_COMPILE:-0}" = 1 ]; then  # the casts fused by torch.compile (compiles three models: minutes)
+        step fp8_training_compiled timeout 400 "$PY" -m ch13.fp8_training --size full --steps 150 --compile \
+            --out "$OUT/fp8_compiled"
+    fi
     step compile_train_step timeout 150 "$PY" -m ch13.compile_train_step --size small --layers 4 --steps 20 \
         --modes eager,default,compiled_autograd --timeout 70 --json "$OUT/compile_train_step.json"
     if [ "${MAX_AUTOTUNE:-0}" = 1 ]; then
@@ -58,7 +63,7 @@ fi
 if [ "$PART" != ch13 ]; then
     harness ch14 80 ch14/layernorm_backward ch14/l2_cache_control
     step graph_breaks timeout 60 "$PY" -m ch14.graph_breaks --size full --json "$OUT/graph_breaks.json"
-    step dynamic_shapes timeout 75 "$PY" -m ch14.dynamic_shapes --size small --lengths 4 --json "$OUT/dynamic_shapes.json"
+    step dynamic_shapes timeout 90 "$PY" -m ch14.dynamic_shapes --size small --lengths 3 --json "$OUT/dynamic_shapes.json"
     step custom_backend timeout 30 "$PY" -m ch14.custom_backend --size small --json "$OUT/custom_backend.json"
     step compile_inference timeout 150 "$PY" -m ch14.compile_inference --sizes small,full --shape 1x128 \
         --json "$OUT/compile_inference.json"
