@@ -4,8 +4,9 @@
   on CUDA the GPU side of each range (`gpu_user_annotation`: first kernel start to last kernel end of the
   range), beside the host side (`user_annotation`);
 - kernel breakdown: the top kernels by total GPU time, with their share of all kernel time;
-- GPU idle fraction: the share of the profiled steps' span (ProfilerStep# ranges, host clock, which the
-  trace shares with the GPU's) in which no kernel, copy or memset ran: the union of their intervals.
+- GPU idle fraction: the share of the profiled steps' span (from the first ProfilerStep# range's start, on
+  the host clock the trace shares with the GPU's, to the later of the last range's end and the last GPU
+  work's end) in which no kernel, copy or memset ran: one minus the union of their intervals.
 
 The same figures HTA's temporal and kernel breakdowns give, without HTA (not installed on every node).
 
@@ -44,7 +45,9 @@ def _union_us(intervals: list[tuple[float, float]]) -> float:
 
 def step_span(events: list[dict]) -> tuple[float, float, int] | None:
     """(start, end, steps) of the ProfilerStep# ranges, or None when the trace has none."""
-    steps = [e for e in events if str(e.get("name", "")).startswith("ProfilerStep#")]
+    # the host's ranges only: on CUDA each step also has a GPU-side copy (gpu_user_annotation)
+    steps = [e for e in events if str(e.get("name", "")).startswith("ProfilerStep#")
+             and e.get("cat") != "gpu_user_annotation"]
     if not steps:
         return None
     return min(e["ts"] for e in steps), max(e["ts"] + e["dur"] for e in steps), len(steps)
@@ -82,10 +85,13 @@ def summarize(events: list[dict], phases=(), top: int = 10) -> dict:
               "top_kernels": kernel_top(events, top, steps), "gpu_idle_fraction": None, "step_ms": None}
     if span:
         start, end, _ = span
+        # The GPU may finish the steps' work after the host left the last step (the host runs ahead):
+        # the span ends when the later of the two does. Work before the first step is not part of it.
+        busy = [(max(s, start), e) for s, e in busy if e > start]
+        end = max([end] + [e for _, e in busy])
         result["step_ms"] = (end - start) / steps / 1e3
-        if busy:  # clip to the steps' span: work outside it is not part of what was profiled
-            clipped = [(max(s, start), min(e, end)) for s, e in busy if e > start and s < end]
-            result["gpu_idle_fraction"] = 1.0 - _union_us(clipped) / (end - start)
+        if busy:
+            result["gpu_idle_fraction"] = 1.0 - _union_us(busy) / (end - start)
     return result
 
 

@@ -24,7 +24,8 @@ def _events():
               [("forward", "user_annotation", 40), ("forward", "gpu_user_annotation", 30), ("optimizer", "user_annotation", 10)]]
     kernels = [{"ph": "X", "name": n, "cat": "kernel", "ts": s, "dur": d} for n, s, d in
                [("gemm", 0, 30), ("gemm", 20, 30), ("adam", 60, 10), ("gemm", 100, 40)]]
-    return steps + phases + kernels + [{"ph": "i", "name": "marker"}]
+    gpu_steps = [dict(e, cat="gpu_user_annotation") for e in steps]   # the GPU-side copies: not more steps
+    return steps + gpu_steps + phases + kernels + [{"ph": "i", "name": "marker"}]
 
 
 def test_trace_summary_phases_kernels_and_idle():
@@ -37,6 +38,10 @@ def test_trace_summary_phases_kernels_and_idle():
     # busy: [0, 50) + [60, 70) + [100, 140) = 100 us of a 200 us span
     assert s["gpu_idle_fraction"] == pytest.approx(0.5)
     assert "GPU idle 50.0%" in ts.text(s)
+    # the host ran ahead: a kernel ending after the last step extends the span (200 -> 250 us, 150 busy)
+    late = ts.summarize([e for e in _events() if e["ph"] == "X"] +
+                        [{"ph": "X", "name": "gemm", "cat": "kernel", "ts": 200, "dur": 50}])
+    assert late["step_ms"] == pytest.approx(0.125) and late["gpu_idle_fraction"] == pytest.approx(1 - 150 / 250)
 
 
 def test_training_step_variants_agree_and_profile_has_phases():
