@@ -161,3 +161,24 @@ def test_fp8_training_data_is_learnable_and_runs_skip_without_fp8():
     step = (tokens[:, 1] - tokens[:, 0]) % 256
     assert bool(((targets - tokens) % 256 == step[:, None]).all())   # noiseless: next = current + stride
     assert f8.has_fp8_mm(CPU) is False
+
+
+def test_gpu_check_script_names_real_modules_and_refuses_a_bad_part(tmp_path):
+    import os
+    import re
+    import subprocess
+
+    from harness.device import REPO_ROOT
+
+    script = REPO_ROOT / "ch13" / "gpu_check.sh"
+    assert script.stat().st_mode & 0o111, "gpu_check.sh must be executable"
+    text = script.read_text()
+    for chapter, module in re.findall(r"-m (ch1[34])\.(\w+)", text):
+        assert (REPO_ROOT / chapter / f"{module}.py").exists(), f"{chapter}.{module}"
+    examples = [e for line in re.findall(r"harness \w+ \d+ ((?:ch1[34]/\w+ ?)+)", text) for e in line.split()]
+    assert len(examples) == 3
+    for example in examples:
+        assert (REPO_ROOT / f"{example}.py").exists(), example
+    proc = subprocess.run(["bash", str(script), "--part", "bogus"], env={**os.environ, "OUT": str(tmp_path)},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--part" in proc.stderr
