@@ -186,11 +186,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _git() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent.parent).stdout.strip() or None
-    except OSError:
-        return None
+    from harness.device import git_sha   # honours AISP_GIT_SHA, for a copied tree whose .git is not this commit
+
+    return git_sha()
 
 
 if __name__ == "__main__":
