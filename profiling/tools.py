@@ -126,4 +126,33 @@ def check_tools(profilers: list[str], device_type: str, overrides: dict[str, str
             tools[name] = probe_version(name, path)
             if name == "ncu" and tools[name].available:
                 tools[name].metrics = ncu_metric_names(path)
+            if name == "nsys" and tools[name].available:
+                tools[name] = probe_nsys_report(tools[name])
     return tools
+
+
+NSYS_PROBE = "import torch; torch.ones(1, device='cuda').add_(1); torch.cuda.synchronize()"
+
+
+def probe_nsys_report(tool: Tool, timeout: float = 120) -> Tool:
+    """Profile a one-kernel program: an nsys that cannot turn its raw stream into a report is unavailable.
+
+    Some nsys installs record but cannot import what they recorded (a .qdstrm and an importer error); found out on
+    a real job, that costs the job's whole run and gigabytes of raw stream. Here it costs a few seconds."""
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="aisp-nsys-probe-") as tmp:
+        report = os.path.join(tmp, "probe")
+        cmd = [tool.path, "profile", "--trace=cuda", "--sample=none", "--cpuctxsw=none", "--force-overwrite=true",
+               "-o", report, sys.executable, "-c", NSYS_PROBE]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return Tool(tool.name, tool.path, tool.version, reason=f"nsys could not profile a one-kernel program: {exc}")
+        if os.path.exists(report + ".nsys-rep"):
+            return tool
+        lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
+        why = next((ln for ln in reversed(lines) if "Importer" in ln or "error" in ln.lower()), (lines or ["?"])[-1])
+        return Tool(tool.name, tool.path, tool.version,
+                    reason=f"nsys wrote no report for a one-kernel program (exit code {out.returncode}): {why[:200]}")

@@ -576,3 +576,20 @@ def test_compare_runs_results_and_summaries(tmp_path, capsys):
         {"name": "baseline", "profilers": {"ncu": {"metrics": {"dram_pct": 50.0, "top_kernel": "k"}}}}]}]}
     assert compare_runs.flatten(summary) == {("ch1/x", "baseline", "ncu.dram_pct"): 50.0}
     assert compare_runs.main([str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+
+
+def test_nsys_that_cannot_import_its_stream_is_unavailable_before_any_job(tmp_path):
+    """An nsys that records a .qdstrm but cannot turn it into a report is found out on a one-kernel probe."""
+    _script(tmp_path / "nsys", "import sys\n"
+            "if '--version' in sys.argv: print('NVIDIA Nsight Systems version 2025.3.1'); sys.exit(0)\n"
+            "print('Importer error status: An unknown error occurred.'); sys.exit(1)\n")
+    tools = check_tools(["nsys"], "cuda", env={"PATH": str(tmp_path)}, globs={})
+    assert "wrote no report" in tools["nsys"].reason and "Importer error" in tools["nsys"].reason
+
+
+def test_nsys_that_writes_a_report_stays_available(tmp_path):
+    _script(tmp_path / "nsys", "import sys, pathlib\n"
+            "if '--version' in sys.argv: print('NVIDIA Nsight Systems version 2025.3.1'); sys.exit(0)\n"
+            "out = sys.argv[sys.argv.index('-o') + 1]; pathlib.Path(out + '.nsys-rep').write_text('report')\n")
+    tools = check_tools(["nsys"], "cuda", env={"PATH": str(tmp_path)}, globs={})
+    assert tools["nsys"].available, tools["nsys"].reason
