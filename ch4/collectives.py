@@ -248,36 +248,13 @@ START_METHOD = "spawn"   # CUDA needs fresh processes; the CPU tests fork instea
 
 def launch(n: int, backend: str, opts: dict, start_method: str | None = None) -> dict:
     """Start n ranks, wait at most opts['timeout'] seconds, kill them all on expiry; rank 0's raw result."""
-    import torch.multiprocessing as mp
+    from ch4.launch import spawn
 
-    saved = {k: os.environ.get(k) for k in [*NO_MULTICAST, "GLOO_SOCKET_IFNAME"]}
-    os.environ.update(NO_MULTICAST)           # inherited by every rank
-    if backend == "gloo" and saved["GLOO_SOCKET_IFNAME"] is None:
-        os.environ["GLOO_SOCKET_IFNAME"] = "lo"   # ranks on one node: the loopback interface, no network needed
-    try:
-        with tempfile.TemporaryDirectory(prefix="collectives_") as tmp:
-            out = os.path.join(tmp, "rank0.json")
-            ctx = mp.start_processes(_spawned, args=(n, backend, f"file://{tmp}/store", opts, out),
-                                     nprocs=n, join=False, start_method=start_method or START_METHOD)
-            deadline = time.monotonic() + opts["timeout"]
-            try:
-                while not ctx.join(timeout=0.2):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"no result within {opts['timeout']:g} s")
-            except BaseException:
-                for p in ctx.processes:
-                    if p.is_alive():
-                        p.kill()
-                for p in ctx.processes:
-                    p.join(5)
-                raise
-            return json.loads(Path(out).read_text())
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with tempfile.TemporaryDirectory(prefix="collectives_") as tmp:
+        out = os.path.join(tmp, "rank0.json")
+        spawn(_spawned, (n, backend, f"file://{tmp}/store", opts, out), n, opts["timeout"], backend,
+              start_method=start_method or START_METHOD)
+        return json.loads(Path(out).read_text())
 
 
 def p2p_ceiling(device_info: dict, peaks_file: Path | None = None) -> dict:

@@ -191,31 +191,13 @@ def _rank_main(rank: int, world: int, backend: str, device_type: str, store: str
 
 def run(world: int, backend: str, device: str, size: str, buckets=BUCKETS_MB, timeout: float = 120, seed: int = 0) -> dict:
     """Spawn `world` ranks, wait at most `timeout` seconds, kill them all on expiry."""
-    import torch.multiprocessing as mp
+    from ch4.launch import spawn
 
     cfg = SIZES[size]
-    env_before = os.environ.get("GLOO_SOCKET_IFNAME")
-    if backend == "gloo" and env_before is None:
-        os.environ["GLOO_SOCKET_IFNAME"] = "lo"   # the loopback interface: ranks on one node, no network needed
     with tempfile.TemporaryDirectory(prefix="ddp_overlap_") as tmp:
         out = os.path.join(tmp, "result.json")
-        ctx = mp.start_processes(_rank_main, args=(world, backend, device, os.path.join(tmp, "store"), cfg, buckets, out, seed),
-                                 nprocs=world, join=False, start_method="spawn")
-        deadline = time.monotonic() + timeout
-        try:
-            while not ctx.join(timeout=0.5):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no result within {timeout:g} s")
-        except BaseException:
-            for p in ctx.processes:
-                if p.is_alive():
-                    p.kill()
-            for p in ctx.processes:
-                p.join(5)
-            raise
-        finally:
-            if env_before is None and backend == "gloo":
-                os.environ.pop("GLOO_SOCKET_IFNAME", None)
+        spawn(_rank_main, (world, backend, device, os.path.join(tmp, "store"), cfg, buckets, out, seed), world,
+              timeout, backend)
         data = json.loads(Path(out).read_text())
     rows = {r["way"]: r for r in data["rows"]}
     compute, serial = rows["compute_only"]["ms_per_step"], rows["allreduce_after_backward"]["ms_per_step"]

@@ -1,6 +1,7 @@
 """Start N ranks on this node, each in its own process, with a deadline after which every rank is killed.
 
-`spawn(fn, args, world, timeout)` runs `fn(rank, *args)` in `world` spawned processes and returns when all
+`spawn(fn, args, world, timeout, backend)` runs `fn(rank, *args)` in `world` new processes (spawned; forked
+where the caller asks, as the CPU tests do) and returns when all
 have finished; a rank that raises ends the others (torch.multiprocessing's join terminates them) and the
 error is raised here; past `timeout` seconds every rank is killed and TimeoutError is raised. So a hung
 collective costs at most the deadline and leaves no process behind. `init(rank, ...)` joins the process
@@ -16,7 +17,7 @@ from datetime import timedelta
 NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
 
-def spawn(fn, args: tuple, world: int, timeout: float, backend: str) -> None:
+def spawn(fn, args: tuple, world: int, timeout: float, backend: str, start_method: str = "spawn") -> None:
     import torch.multiprocessing as mp
 
     extra = dict(NO_MULTICAST)
@@ -25,7 +26,7 @@ def spawn(fn, args: tuple, world: int, timeout: float, backend: str) -> None:
     saved = {k: os.environ.get(k) for k in extra}
     os.environ.update(extra)
     try:
-        ctx = mp.start_processes(fn, args=args, nprocs=world, join=False, start_method="spawn")
+        ctx = mp.start_processes(fn, args=args, nprocs=world, join=False, start_method=start_method)
         deadline = time.monotonic() + timeout
         try:
             while not ctx.join(timeout=0.5):

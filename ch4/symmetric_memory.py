@@ -67,34 +67,10 @@ class _Parser(argparse.ArgumentParser):
 
 def spawn_ranks(fn, world: int, args: tuple, timeout: float, backend: str) -> None:
     """Run fn(rank, world, store, *args) in `world` spawned processes; kill them all past `timeout` seconds."""
-    import torch.multiprocessing as mp
+    from ch4.launch import spawn
 
-    saved = {k: os.environ.get(k) for k in [*NO_MULTICAST_ENV, "GLOO_SOCKET_IFNAME"]}
-    os.environ.update(NO_MULTICAST_ENV)
-    if backend == "gloo" and saved["GLOO_SOCKET_IFNAME"] is None:
-        os.environ["GLOO_SOCKET_IFNAME"] = "lo"   # ranks on one node: the loopback interface, no network needed
-    try:
-        with tempfile.TemporaryDirectory(prefix="ch4_ranks_") as tmp:
-            ctx = mp.start_processes(fn, args=(world, os.path.join(tmp, "store"), *args), nprocs=world,
-                                     join=False, start_method="spawn")
-            deadline = time.monotonic() + timeout
-            try:
-                while not ctx.join(timeout=0.5):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"no result within {timeout:g} s")
-            except BaseException:
-                for p in ctx.processes:
-                    if p.is_alive():
-                        p.kill()
-                for p in ctx.processes:
-                    p.join(5)
-                raise
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with tempfile.TemporaryDirectory(prefix="ch4_ranks_") as tmp:
+        spawn(fn, (world, os.path.join(tmp, "store"), *args), world, timeout, backend)
 
 
 def init_rank(rank: int, world: int, store: str, backend: str, device_type: str):
