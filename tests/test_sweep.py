@@ -334,7 +334,10 @@ def test_ctrl_c_ends_the_example_process_and_keeps_finished_results(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(tmp_path / "good.py"), str(hang),
                              "--device", "cpu", "--out", str(out), "--max-time", "0.2"], cwd=REPO_ROOT,
                             env={**os.environ, "PIDFILE": str(pidfile)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            # A shell without job control starts background jobs with SIGINT ignored, and Python
+                            # keeps an ignored SIGINT ignored: give the sweep the default, as a terminal would.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not pidfile.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
