@@ -98,11 +98,10 @@ def regressions(result: ExampleResult, entry: dict | None) -> list[str]:
 
 
 def refusal(result: ExampleResult) -> str | None:
-    """Why this run may not be recorded without --force, or None."""
+    """Why this run may not be recorded without --force, or None. A missed target is no reason: the miss is what was
+    measured, and the chapter's table shows it as missed."""
     if result.status != "ok":
         return f"status {result.status}"
-    if result.missed:
-        return "missed target: " + ", ".join(t.metric for t in result.missed)
     if result.regressions:
         return "regression: " + "; ".join(result.regressions)
     noisy = [v.name for v in result.variants if v.timed and v.converged is False]
@@ -114,11 +113,11 @@ def refusal(result: ExampleResult) -> str | None:
 def record(path: Path, result: ExampleResult, run: dict, force: bool = False) -> str | None:
     """Merge one example's run into the file; returns why it was refused, or None when recorded.
 
-    `force` records a run that missed a target, regressed or was noisy (a new baseline, say); a run that
-    failed, timed out or was skipped is never recorded.
+    `force` records a run that regressed or was noisy (a new baseline, say); a run that failed, timed out or was
+    skipped is never recorded.
     """
     why = refusal(result)
-    if result.status != "ok" or (why and not force):   # --force records a miss or a regression, never a failure
+    if result.status != "ok" or (why and not force):   # --force records a regression or noise, never a failure
         return why
     data = load(path)
     data["gpu"] = run["device"]["name"]

@@ -9,7 +9,7 @@ import pytest
 
 from harness import expectations, targets
 from harness.device import REPO_ROOT, arch_key, gpu_slug
-from harness.result import ExampleResult, RunOptions, VariantResult
+from harness.result import ExampleResult, RunOptions, TargetCheck, VariantResult
 from harness.sweep import UsageError, resolve, run_sweep
 
 HEADER = """
@@ -230,6 +230,11 @@ def test_record_refuses_a_run_that_is_not_clean_and_keeps_the_best(tmp_path):
     assert "noisy" in _recorded(tmp_path, noisy)[0]
     forced, entry = _recorded(tmp_path, slower, force=True)
     assert forced is None and entry["history"][-1]["forced"] is True
+    # A missed target is a measured fact, recorded like any other (the chapter's table shows it as missed).
+    missed = _result(4.0, 1.0, names=("b", "o"), roles=("baseline", "optimized"))
+    missed.targets = [TargetCheck("speedup", ">=", 10.0, 4.0, False, "a claim this run does not reach")]
+    why, entry = _recorded(tmp_path, missed)
+    assert why is None and entry["result"]["targets"][0]["met"] is False
 
 
 def test_arch_and_slug_from_device_names():
