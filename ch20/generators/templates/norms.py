@@ -8,22 +8,8 @@ over HBM. Knobs: num_warps and rows per program.
 """
 from __future__ import annotations
 
-PLAIN = {"num_warps": 4, "rows": 1}
-
-
-def space(device_type: str) -> dict[str, list]:
-    if device_type == "cuda":
-        return {"num_warps": [1, 2, 4, 8, 16], "rows": [1, 2, 4, 8]}
-    return {"num_warps": [1, 4], "rows": [1, 2]}
-
-
-def valid(params: dict, device_type: str) -> bool:
-    return True
-
-
-def label(p: dict) -> str:
-    return f"w{p['num_warps']} r{p['rows']}"
-
+# The same knobs as the layernorm template (warps, rows per program): one row-normalising kernel shape.
+from ch20.generators.templates.layernorm import PLAIN, label, space, valid  # noqa: F401 (the template interface)
 
 RMSNORM = '''"""Triton RMSNorm from the search template: {label}."""
 import torch

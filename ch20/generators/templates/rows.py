@@ -11,23 +11,8 @@ program, BLOCK_N.
 """
 from __future__ import annotations
 
-PLAIN = {"mode": "single", "num_warps": 4, "rows": 1, "block_n": 1024}
-
-
-def space(device_type: str) -> dict[str, list]:
-    if device_type == "cuda":
-        return {"mode": ["single", "looped"], "num_warps": [1, 2, 4, 8, 16], "rows": [1, 2, 4],
-                "block_n": [512, 1024, 2048, 4096]}
-    return {"mode": ["single", "looped"], "num_warps": [1, 4], "rows": [1, 2], "block_n": [16, 32]}
-
-
-def valid(params: dict, device_type: str) -> bool:
-    return True
-
-
-def label(p: dict) -> str:
-    return f"{p['mode']} w{p['num_warps']} r{p['rows']}" + (f" bn{p['block_n']}" if p["mode"] == "looped" else "")
-
+# The same knobs as the softmax template: the kernels below take the same two shapes.
+from ch20.generators.templates.softmax import PLAIN, label, space, valid  # noqa: F401 (the template interface)
 
 HEAD = '''"""Triton {what} from the search template: {label}."""
 import torch
