@@ -67,15 +67,24 @@ def child(steps: int) -> dict:
     return {"wall_ms": (time.perf_counter() - t0) * 1e3, **fragmentation(torch.cuda.memory_stats())}
 
 
-def run_setting(name: str, steps: int) -> dict:
-    env = {**os.environ, "PYTORCH_CUDA_ALLOC_CONF": SETTINGS[name]}
-    if not SETTINGS[name]:
+def run_under_alloc_conf(module: str, setting: str, conf: str, args: list[str], timeout: float) -> dict:
+    """`python -m module --child ARGS` with PYTORCH_CUDA_ALLOC_CONF=conf (unset when empty): the allocator reads it
+    once, at its first allocation, so each setting needs a process of its own. The child's last line is its JSON."""
+    env = {**os.environ, "PYTORCH_CUDA_ALLOC_CONF": conf}
+    if not conf:
         env.pop("PYTORCH_CUDA_ALLOC_CONF")
-    proc = subprocess.run([sys.executable, "-m", "ch11.allocator_fragmentation", "--child", "--steps", str(steps)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    try:
+        proc = subprocess.run([sys.executable, "-m", module, "--child", *args], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"setting": setting, "error": f"timed out after {timeout:.0f} s"}
     if proc.returncode != 0:
-        return {"setting": name, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return {"setting": name, "alloc_conf": SETTINGS[name], **json.loads(proc.stdout.strip().splitlines()[-1])}
+        return {"setting": setting, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return {"setting": setting, "alloc_conf": conf, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+def run_setting(name: str, steps: int) -> dict:
+    return run_under_alloc_conf("ch11.allocator_fragmentation", name, SETTINGS[name], ["--steps", str(steps)], 300)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ch11.allocator_fragmentation import run_under_alloc_conf
 
 SETTINGS = {"default": "", "expandable_segments": "expandable_segments:True"}
 
@@ -72,17 +72,8 @@ def child(size: str, steps: int) -> dict:
 
 
 def run_setting(name: str, size: str, steps: int, timeout: float) -> dict:
-    env = {**os.environ, "PYTORCH_CUDA_ALLOC_CONF": SETTINGS[name]}
-    if not SETTINGS[name]:
-        env.pop("PYTORCH_CUDA_ALLOC_CONF")
-    cmd = [sys.executable, "-m", "ch13.expandable_segments", "--child", "--size", size, "--steps", str(steps)]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"setting": name, "error": f"timed out after {timeout:.0f} s"}
-    if proc.returncode != 0:
-        return {"setting": name, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
-    return {"setting": name, "alloc_conf": SETTINGS[name], **json.loads(proc.stdout.strip().splitlines()[-1])}
+    return run_under_alloc_conf("ch13.expandable_segments", name, SETTINGS[name],
+                                ["--size", size, "--steps", str(steps)], timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
