@@ -16,9 +16,9 @@ cd "$(dirname "$0")"
 PY=.venv/bin/python
 if [ ! -x "$PY" ]; then
     # A GPU node whose own python3 already has torch (a container image, say) can run without a .venv.
-    if python3 -c 'import torch, numpy' 2>/dev/null; then
+    if version=$(python3 -c 'import torch, numpy; print(torch.__version__)' 2>/dev/null); then
         PY=python3
-        echo "run_all_tests.sh: no .venv here: using python3 ($(python3 -c 'import torch; print("torch", torch.__version__)'))"
+        echo "run_all_tests.sh: no .venv here: using python3 (torch $version)"
     else
         echo "run_all_tests.sh: no .venv here and python3 has no torch: run ./setup.sh first" >&2
         exit 2
@@ -28,8 +28,11 @@ fi
 targets=()
 for arg in "$@"; do [[ $arg == ch* ]] && targets+=("$arg"); done
 
-if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    "$PY" -c 'import torch; n = torch.cuda.device_count(); print(f"run_all_tests.sh: {n} GPU(s), {torch.cuda.get_device_name()}")'
+# One look at the GPUs (importing torch takes seconds): their number, and the first one's name.
+read -r ngpu gpu_name < <("$PY" -c 'import torch; ok = torch.cuda.is_available()
+print(torch.cuda.device_count() if ok else 0, torch.cuda.get_device_name() if ok else "")' 2>/dev/null || echo 0)
+if [ "${ngpu:-0}" -ge 1 ]; then
+    echo "run_all_tests.sh: $ngpu GPU(s), $gpu_name"
     # On a GPU node a missed target or a regression fails the validation: --strict.
     echo "run_all_tests.sh: --strict: a missed target or a regression makes this exit 1"
     defaults=(--device cuda --strict)
@@ -58,7 +61,6 @@ out="results/$(date +%Y%m%d-%H%M%S)"
 rc=$?
 [ -f "$out/summary.md" ] && echo "run_all_tests.sh: results in $out (results.json, summary.md)"
 
-ngpu=$("$PY" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)' 2>/dev/null || echo 0)
 if [ "${ngpu:-0}" -ge 2 ]; then
     mkdir -p "$out/multigpu"
     # NVLink multicast stays off in every rank (see README: multi-GPU runs).
