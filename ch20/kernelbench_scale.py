@@ -176,19 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"{row['problem']}: {row['wall_s']} s, {'accepted' if row['accepted'] else 'REJECTED: ' + row['reason'][:120]}",
               flush=True)
+    from harness.device import git_sha  # honours AISP_GIT_SHA (a copied tree's .git is stale)
     meta = {"scaled_down": args.scale_down, "device": args.device, "python": sys.version.split()[0],
-            "loadavg": os.getloadavg(), "git": _git(), "goal": f"each problem <= {GOAL_S:g} s wall, host memory "
+            "loadavg": os.getloadavg(), "git": git_sha(), "goal": f"each problem <= {GOAL_S:g} s wall, host memory "
             "<= 2x one input set", "rows": rows}
     (args.out / "kernelbench_scale.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     (args.out / "kernelbench_scale.md").write_text(markdown(rows))
     print(markdown(rows))
     return 0 if all(r["accepted"] for r in rows) else 1
-
-
-def _git() -> str | None:
-    from harness.device import git_sha   # honours AISP_GIT_SHA, for a copied tree whose .git is not this commit
-
-    return git_sha()
 
 
 if __name__ == "__main__":
