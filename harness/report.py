@@ -51,9 +51,12 @@ def _throughput(v: VariantResult, unit: str) -> str:
         parts.append(fmt_rate(v.tflops, "TFLOP/s"))
     if v.items_per_s is not None:
         parts.append(fmt_rate(v.items_per_s, f"{unit}/s"))
-    frac = v.fraction_of_peak_bandwidth if v.fraction_of_peak_bandwidth is not None else v.fraction_of_peak_flops
-    if frac is not None:
-        parts.append(f"{frac:.0%} of peak")
+    # The ceiling the variant is nearest to is the one that binds it (roofline): a GEMM's figure is its FLOP/s
+    fracs = [(f, kind) for f, kind in ((v.fraction_of_peak_bandwidth, "bandwidth"), (v.fraction_of_peak_flops, "FLOP/s"))
+             if f is not None]
+    if fracs:
+        frac, kind = max(fracs)
+        parts.append(f"{frac:.0%} of peak {kind}")
     return ", ".join(parts) or "-"
 
 
