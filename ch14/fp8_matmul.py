@@ -35,8 +35,9 @@ def _quantize(x):
 def setup(size, device, seed):
     m, n, k = SHAPES[size]
     g = torch.Generator(device=device).manual_seed(seed)
-    a, scale_a = _quantize(torch.randn(m, k, device=device, generator=g))
-    b, scale_b = _quantize(torch.randn(n, k, device=device, generator=g) * 0.5)
+    spread = k ** -0.25   # entries of C ~ N(0, 1), so the bf16 tolerance means the same at every size
+    a, scale_a = _quantize(torch.randn(m, k, device=device, generator=g) * spread)
+    b, scale_b = _quantize(torch.randn(n, k, device=device, generator=g) * spread)
     return {"a": a, "b": b, "scale_a": scale_a, "scale_b": scale_b}
 
 
@@ -127,6 +128,9 @@ EXAMPLE = Example(
                                            note="cuBLASLt FP8 GEMM")},
     flops=fp8_flops,
     flops_dtype="fp8",
+    # The baseline rounds the unscaled sums to bf16 (and cuBLAS may reduce split-K partials in bf16); the fp8
+    # kernels keep fp32 to the end: a few bf16 ulps of |C| ~ 1 apart (as ch10/hopper_gemm)
+    tolerance=(1.6e-2, 3e-2),
     bytes_moved=fp8_bytes,
 )
 
