@@ -16,6 +16,7 @@ import fcntl
 import os
 import random
 import secrets
+import threading
 import time
 
 from ch20._process import Child, ForgedMessage
@@ -24,8 +25,13 @@ from ch20.pairing import paired_speedup
 from ch20.session import BATCH_TARGET_S, Reference, child_config, nbytes
 
 FULL_CHECK_BYTES = 256 << 20   # rounds whose outputs total up to this are checked whole; others by sampled chunks
+HOST_WHOLE_BYTES = 1 << 30     # a call's outputs above this are compared whole once (they pass through host memory)
 SAMPLED_CHUNKS = 16
 TIMING_BUDGET_S = {"cpu": 8.0, "cuda": 8.0}   # timed batches beyond the minimum rounds stop after this much
+# Verifications running in one verifier process (threads of a search loop, say) take turns by round: while one
+# times and checks a round, every other one's children are idle, so no verification's batches are timed
+# against another's work. Starting children and compiling still overlap.
+ROUND_LOCK = threading.Lock()
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 
@@ -82,24 +88,37 @@ class Judge:
                                              candidate_source, candidate_name, deadline)
         self.cand.deadline = deadline
         self.checked: list[dict] = []
-        self.times = {"reference": [], "candidate": []}
+        self.times = {"reference": [], "candidate": []}   # per timed round: each side's faster batch
+        self.batch_s: list[dict] = []                      # per timed round: every batch, {"R": [..], "C": [..]}
         self.cpu = {"seconds": 0.0, "wall": 0.0}
         self.quiet_failures = 0
+        # where the verification's wall time went (seconds): a slow verification says which part was slow
+        self.phases = verdict.setdefault("phases", {})
+        for k in ("candidate_ready_s", "quiet_s", "timed_batches_s", "export_and_check_s"):
+            self.phases.setdefault(k, 0.0)
+
+    def _spent(self, phase: str, since: float) -> None:
+        self.phases[phase] = round(self.phases[phase] + time.perf_counter() - since, 4)
 
     def start(self) -> dict:
+        t0 = time.perf_counter()
         ready = _reply(self.cand, "candidate", "ready", "import")
+        self._spent("candidate_ready_s", t0)
         self.cand.freeze()
         return ready
 
     def _time_reference(self, calls, batch_id: int) -> tuple[float, list]:
         if self.ref.device == "cuda":   # untimed: is work the frozen candidate left queued still running?
+            t0 = time.perf_counter()
             self.ref.child.send({"cmd": "quiet"})
             if not _reply(self.ref.child, "reference", "quiet", "the device quiet check").get("quiet", True):
                 self.quiet_failures += 1
+            self._spent("quiet_s", t0)
         t0 = time.perf_counter()
         self.ref.child.send({"cmd": "batch", "calls": calls, "id": batch_id})
         msg = _reply(self.ref.child, "reference", "batch", "the reference's batch")
         took = time.perf_counter() - t0
+        self._spent("timed_batches_s", t0)
         return took, _calls_meta(msg, len(calls))
 
     def _time_candidate(self, calls, batch_id: int) -> tuple[float, list]:
@@ -109,6 +128,7 @@ class Judge:
         self.cand.send({"cmd": "batch", "calls": calls, "id": batch_id})
         msg = _reply(self.cand, "candidate", "batch", "its timed batch")
         took = time.perf_counter() - t0
+        self._spent("timed_batches_s", t0)
         self.cand.freeze()
         self.cpu["seconds"] += self.cand.cpu_seconds() - cpu0
         self.cpu["wall"] += took
@@ -137,6 +157,13 @@ class Judge:
     def _check(self, batches: list, picked: list[tuple[int, int]], full: bool) -> None:
         """Export the picked (batch, call) outputs into one memfd, seal it, and have the reference check them.
         batches: [(batch id, calls, candidate metas, reference metas)]."""
+        t0 = time.perf_counter()
+        try:
+            self._export_and_check(batches, picked, full)
+        finally:
+            self._spent("export_and_check_s", t0)
+
+    def _export_and_check(self, batches: list, picked: list[tuple[int, int]], full: bool) -> None:
         items = []
         for bi, j in picked:
             _, calls, metas, ref_metas = batches[bi]
@@ -197,49 +224,61 @@ class Judge:
         # Small outputs: the calls cycle through the distributions and every one is checked whole.
         # Large ones: one distribution per round for the first rounds, whose checked call is compared whole.
         whole_rounds = max(self.ref.trials, len(dists)) + 1 if big else 0
+        if self.ref.out_bytes > HOST_WHOLE_BYTES:
+            # Gigabytes per whole check (export, host copy, check): one, for the first distribution; every other
+            # distribution is still drawn and checked, by sampled chunks
+            whole_rounds = min(whole_rounds, 2)
+        seen: set[str] = set()
         rounds = max(self.rounds, whole_rounds, 4)
         spent = 0.0
         for r in range(rounds):
-            def draw(k):
-                if r < whole_rounds:
-                    return [[secrets.randbits(31), dists[(r - 1) % len(dists)]] for _ in range(n)]
-                return [[secrets.randbits(31), dists[(2 * r * n + k * n + i) % len(dists)]] for i in range(n)]
+            with ROUND_LOCK:   # see ROUND_LOCK
+                def draw(k):
+                    if r < whole_rounds:
+                        return [[secrets.randbits(31), dists[(r - 1) % len(dists)]] for _ in range(n)]
+                    return [[secrets.randbits(31), dists[(2 * r * n + k * n + i) % len(dists)]] for i in range(n)]
 
-            # ABBA, each batch with new seeds: whichever side runs second finds shared library code warm;
-            # running both orders in every round cancels that (first-order) effect instead of leaving it to chance.
-            first, calls = draw(0), draw(1)
-            plan = (("R", first), ("C", first), ("C", calls), ("R", calls))
-            if self.rng.random() < 0.5:
-                plan = tuple((("C" if side == "R" else "R"), c) for side, c in plan)
-            t_ref = t_cand = 0.0
-            metas, each = {}, {"R": [], "C": []}
-            for k, (side, batch_calls) in enumerate(plan):
-                batch_id = 2 * r + (k in (2, 3))
-                if side == "R":
-                    took, metas[("R", batch_id)] = self._time_reference(batch_calls, batch_id)
-                    t_ref += took
-                    each["R"].append(took)
-                else:
-                    took, metas[("C", batch_id)] = self._time_candidate(batch_calls, batch_id)
-                    t_cand += took
-                    each["C"].append(took)
-            if r:
-                self.times["reference"].append(t_ref)
-                self.times["candidate"].append(t_cand)
-            elif min(each["C"]) > 4 * max(each["R"]) and min(each["C"]) > 4 * BATCH_TARGET_S[self.ref.device]:
-                # a candidate much slower than the reference even after its first batch (an interpreter):
-                # shorter batches for both sides from now on
-                n = max(1, int(n * 2 * BATCH_TARGET_S[self.ref.device] / min(each["C"])))
-                self.verdict.setdefault("timing", {})["calls_per_batch_reduced_to"] = n
-            spent += t_ref + t_cand
-            batches = [(2 * r, first, metas[("C", 2 * r)], metas[("R", 2 * r)]),
-                       (2 * r + 1, calls, metas[("C", 2 * r + 1)], metas[("R", 2 * r + 1)])]
-            every = [(bi, j) for bi in range(2) for j in range(len(batches[bi][1]))]
-            picked = self.rng.sample(every, 1) if big else every   # small: every call of both batches, whole
-            self._check(batches, picked, full=(0 < r < whole_rounds) or not big)
-            if r + 1 >= max(whole_rounds, 3) and spent > TIMING_BUDGET_S[self.ref.device]:
-                break   # a slow candidate (an interpreter) gets fewer rounds, and a wider interval says so
-        return paired_speedup(self.times["reference"], self.times["candidate"], 2 * n)   # n of the timed rounds
+                # ABBA, each batch with new seeds: whichever side runs second finds shared library code warm;
+                # running both orders in every round cancels that (first-order) effect instead of leaving it to chance.
+                first, calls = draw(0), draw(1)
+                plan = (("R", first), ("C", first), ("C", calls), ("R", calls))
+                if self.rng.random() < 0.5:
+                    plan = tuple((("C" if side == "R" else "R"), c) for side, c in plan)
+                t_ref = t_cand = 0.0
+                metas, each = {}, {"R": [], "C": []}
+                for k, (side, batch_calls) in enumerate(plan):
+                    batch_id = 2 * r + (k in (2, 3))
+                    if side == "R":
+                        took, metas[("R", batch_id)] = self._time_reference(batch_calls, batch_id)
+                        t_ref += took
+                        each["R"].append(took)
+                    else:
+                        took, metas[("C", batch_id)] = self._time_candidate(batch_calls, batch_id)
+                        t_cand += took
+                        each["C"].append(took)
+                if r:
+                    # Each side's faster batch of the round: on a shared machine a batch can only be slowed (a
+                    # preemption, another process's burst), so the minimum of two is the least disturbed figure;
+                    # both sides get one batch in each position, so neither gains from the order
+                    self.times["reference"].append(min(each["R"]))
+                    self.times["candidate"].append(min(each["C"]))
+                    self.batch_s.append(each)
+                elif min(each["C"]) > 4 * max(each["R"]) and min(each["C"]) > 4 * BATCH_TARGET_S[self.ref.device]:
+                    # a candidate much slower than the reference even after its first batch (an interpreter):
+                    # shorter batches for both sides from now on
+                    n = max(1, int(n * 2 * BATCH_TARGET_S[self.ref.device] / min(each["C"])))
+                    self.verdict.setdefault("timing", {})["calls_per_batch_reduced_to"] = n
+                spent += t_ref + t_cand
+                batches = [(2 * r, first, metas[("C", 2 * r)], metas[("R", 2 * r)]),
+                           (2 * r + 1, calls, metas[("C", 2 * r + 1)], metas[("R", 2 * r + 1)])]
+                every = [(bi, j) for bi in range(2) for j in range(len(batches[bi][1]))]
+                unseen = [(bi, j) for bi, j in every if batches[bi][1][j][1] not in seen]
+                picked = self.rng.sample(unseen or every, 1) if big else every   # small: every call of both batches, whole
+                seen.update(batches[bi][1][j][1] for bi, j in picked)
+                self._check(batches, picked, full=(0 < r < whole_rounds) or not big)
+                if r + 1 >= max(whole_rounds, 3) and spent > TIMING_BUDGET_S[self.ref.device]:
+                    break   # a slow candidate (an interpreter) gets fewer rounds, and a wider interval says so
+        return paired_speedup(self.times["reference"], self.times["candidate"], n)   # n of the timed rounds
 
     def close(self) -> None:
         self.cand.finish(grace_s=2)

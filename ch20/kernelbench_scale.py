@@ -101,7 +101,7 @@ def worker(problem_file: Path, device: str, timeout: float) -> dict:
             "calls_per_batch": v["provenance"].get("calls_per_batch"), "checked_calls": len(v["trials"]),
             "whole_checks": sum(bool(t.get("whole")) for t in v["trials"]), "device": v["device"],
             "hardware": v["hardware"].get("name"), "sandbox": v["sandbox"], "digest": v["provenance"].get("digest"),
-            "verdict_elapsed_s": v["elapsed_s"]}
+            "verdict_elapsed_s": v["elapsed_s"], "phases": v.get("phases", {})}
 
 
 def run_one(problem_file: Path, device: str, per_problem_s: float) -> dict:
@@ -124,15 +124,16 @@ def run_one(problem_file: Path, device: str, per_problem_s: float) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     head = ("| problem | wall s | verifier RSS GiB | largest child RSS GiB | device peak GiB | calls/batch | "
-            "checked (whole) | verdict | speedup (95%) |")
+            "checked (whole) | verdict | speedup (95%) | where the time went (s) |")
     out = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in rows:
         sp = f"{r['speedup']:.3g}x ({r['speedup_ci'][0]:.3g}-{r['speedup_ci'][1]:.3g})" if r.get("speedup") else "-"
         verdict = "accepted" if r["accepted"] else f"REJECTED: {r['reason'][:80]}"
+        phases = ", ".join(f"{k.removesuffix('_s')} {v:.1f}" for k, v in (r.get("phases") or {}).items()) or "-"
         out.append(f"| {r['problem']} | {r['wall_s']} | {r.get('verifier_rss_gib', '-')} | "
                    f"{r.get('largest_child_rss_gib', '-')} | {r.get('device_peak_gib', '-')} | "
                    f"{r.get('calls_per_batch', '-')} | {r.get('checked_calls', '-')} ({r.get('whole_checks', '-')}) | "
-                   f"{verdict} | {sp} |")
+                   f"{verdict} | {sp} | {phases} |")
     return "\n".join(out) + "\n"
 
 

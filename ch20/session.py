@@ -18,7 +18,9 @@ from ch20._process import Child, ChildTimeout, ForgedMessage
 from ch20.problem import Problem, ProblemError
 
 PROBE_SEED = 20_240_520      # the fixed input whose reference output anchors a certificate
-BATCH_TARGET_S = {"cuda": 0.02, "cpu": 0.02}   # parent-timed batches at least this long ...
+# parent-timed batches at least this long (a CPU batch spans several scheduler time slices, so one preemption
+# or a late wake-up is a small part of it) ...
+BATCH_TARGET_S = {"cuda": 0.02, "cpu": 0.04}
 MAX_CALLS = 512                                 # ... of at most this many calls
 HOST_BATCH_BYTES = 256 << 20                    # CPU: what one child may hold for a batch
 DEVICE_BATCH_SHARE = 0.15                       # CUDA: share of free device memory one child's batch may hold
@@ -138,11 +140,13 @@ def run_reference(problem: Problem, *, device: str, size: str, trials: int = 5, 
         cap = int(max(1, min(MAX_CALLS, budget // per_call)))
         target = batch_target_s or BATCH_TARGET_S[device]
         n = 1
-        for _ in range(4):   # grow until a batch takes the target time (the first one also warms up)
-            calls = [[secrets.randbits(31), "normal"] for _ in range(n)]
-            t0 = time.perf_counter()
-            expect(child.request({"cmd": "batch", "calls": calls}), "batch", child, "reference")
-            took = time.perf_counter() - t0
+        for _ in range(5):   # grow until a batch takes the target time (the first one also warms up)
+            took = math.inf
+            for _ in range(2):   # the faster of two: one preemption must not leave the batches too short
+                calls = [[secrets.randbits(31), "normal"] for _ in range(n)]
+                t0 = time.perf_counter()
+                expect(child.request({"cmd": "batch", "calls": calls}), "batch", child, "reference")
+                took = min(took, time.perf_counter() - t0)
             ref.calibration.append({"calls": n, "seconds": round(took, 6)})
             if took >= target or n >= cap:
                 break

@@ -52,11 +52,13 @@ def _accept_or_reject(verdict: dict, judge: Judge, stats: dict) -> None:
                    candidate_ms=stats["candidate_ms"], speedup=stats["speedup"], speedup_ci=stats["speedup_ci"],
                    max_abs_err=max((t["max_abs_err"] for t in judge.checked), default=0.0),
                    rel_l2_err=max((t["rel_l2_err"] for t in judge.checked), default=0.0),
-                   timing={"clock": "the verifier's perf_counter around each batch request and reply",
+                   timing={"clock": "the verifier's perf_counter around each batch request and reply; per round, each "
+                                    "side's faster batch",
                            "calls_per_batch": reduced or ref.calls_per_batch, "rounds": stats["rounds"],
                            "noise": stats["noise"],
                            "ratios": stats["ratios"], "reference_batch_s": judge.times["reference"],
-                           "candidate_batch_s": judge.times["candidate"], "calibration": ref.calibration})
+                           "candidate_batch_s": judge.times["candidate"], "batches_s": judge.batch_s,
+                           "calibration": ref.calibration})
     if ref.device == "cpu" and judge.cpu["wall"] > 0:
         per_wall = judge.cpu["seconds"] / judge.cpu["wall"]
         verdict["provenance"]["candidate_cpu_per_wall"] = round(per_wall, 3)
@@ -199,6 +201,7 @@ def verify(problem: str | Path | Problem | None, candidate: str | Path, *, devic
             except BaseException:
                 child.finish(grace_s=0)
                 raise
+            verdict["phases"] = {"reference_ready_s": round(time.monotonic() - started, 4)}
         try:
             verdict.update(tolerance=reference.tolerance(), hardware=reference.hardware, versions=reference.versions,
                            anchor=reference.anchor)
@@ -211,6 +214,8 @@ def verify(problem: str | Path | Problem | None, candidate: str | Path, *, devic
     verdict["provenance"]["loadavg_end"] = list(os.getloadavg())
     verdict["feedback"] = feedback(verdict)
     verdict["elapsed_s"] = round(time.monotonic() - started, 3)
+    if verdict.get("phases"):
+        verdict["phases"]["other_s"] = round(verdict["elapsed_s"] - sum(verdict["phases"].values()), 4)
     return verdict
 
 
