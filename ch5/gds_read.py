@@ -16,6 +16,7 @@ Bound: the storage device's read bandwidth, or the host link (~55 GB/s pinned on
 storage is faster; GB/s below are against the measured host-to-device ceiling. The book's figure is
 2-3x faster loading with GDS on a node that has it.
 """
+import functools
 import os
 import tempfile
 import weakref
@@ -50,24 +51,31 @@ class DataFile:
             os.close(fd)
 
 
+@functools.lru_cache(maxsize=1)
+def _staging(nbytes: int) -> torch.Tensor:
+    """The baseline's pinned bounce buffer: scratch it owns, allocated once (pinning is slow), never an input."""
+    return torch.empty(nbytes, dtype=torch.uint8).pin_memory()
+
+
 def setup(size, device, seed):
     f = DataFile(NBYTES[size], seed)
-    return {"file": f, "device": device, "staging": torch.empty(f.nbytes, dtype=torch.uint8).pin_memory()}
+    return {"file": f, "device": device}
 
 
 def read_then_copy(x):
     f = x["file"]
     f.drop_from_page_cache()
     torch.cuda.current_stream(x["device"]).synchronize()   # the staging buffer is free again
+    staging = _staging(f.nbytes)
     with open(f.path, "rb", buffering=0) as fh:
-        view = memoryview(x["staging"].numpy())
+        view = memoryview(staging.numpy())
         got = 0
         while got < f.nbytes:
             n = fh.readinto(view[got:])
             if not n:
                 raise EOFError(f"{f.path}: short read at {got} of {f.nbytes}")
             got += n
-    return x["staging"].to(x["device"], non_blocking=True)
+    return staging.to(x["device"], non_blocking=True)
 
 
 def kvikio_to_gpu(x):

@@ -120,6 +120,7 @@ EXAMPLE = Example(
     tolerance=(0.0, 2.0 / 255.0),   # two decoders' IDCT rounding, averaged over the 8x8 block (see above)
     requires=Requires(cuda=True, packages=("torchvision", "PIL")),
     fresh_inputs=False,   # setup encodes every image and starts three pools of workers
+    keeps_threads=True,   # the loaders' persistent workers and pin-memory threads live across calls
 )
 
 if __name__ == "__main__":

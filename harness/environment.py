@@ -19,11 +19,8 @@ _THROTTLE_REASONS = {0x4: "SW power cap", 0x8: "HW slowdown", 0x20: "SW thermal 
 
 
 def child_thread_env(threads: int) -> dict[str, str]:
-    """Environment for a timing child: a fixed intra-op pool; PASSIVE waiting when there is more than one thread.
-    Inductor compiles in the child itself: its pool of compile workers (and the threads that feed it) would
-    otherwise still be alive after a compiled variant's first call, which is what work done after a call
-    returned looks like to the verifier."""
-    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TORCHINDUCTOR_COMPILE_THREADS": "1"}
+    """Environment for a timing child: a fixed intra-op pool; PASSIVE waiting when there is more than one thread."""
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if threads > 1:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     return env

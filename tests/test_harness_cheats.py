@@ -47,6 +47,14 @@ CHEATS = {
                           "    late = lambda: (time.sleep(0.005), out.copy_(torch.sigmoid(x['x']) * 2))\n"
                           "    threading.Thread(target=late).start()\n"
                           "    return out", "thread"),
+    # one worker thread, started by the first call (as a compiler's pool is), finishes every later call's work
+    # after it returned
+    "persistent_worker": ("import queue\n_q = queue.Queue()\n"
+                          "def _work():\n    while True:\n        t, out = _q.get()\n"
+                          "        time.sleep(0.005)\n        out.copy_(torch.sigmoid(t) * 2)\n"
+                          "def fast(x):\n    if not any(t.name == 'w' for t in threading.enumerate()):\n"
+                          "        threading.Thread(target=_work, name='w', daemon=True).start()\n"
+                          "    out = torch.empty_like(x['x'])\n    _q.put((x['x'], out))\n    return out", "differ"),
     # patches what the baseline calls, so the baseline agrees with it
     "patches_baseline": ("_real = torch.sigmoid\ndef fast(x):\n    torch.sigmoid = lambda t: torch.zeros_like(t)\n"
                          "    return torch.zeros_like(x['x'])", "global state"),
