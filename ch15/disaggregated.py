@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import queue
 import signal
@@ -295,7 +294,8 @@ class Cluster:
 
 
 def run_mode(mode: str, spec: dict, devices: list[str], workloads: list[Workload], vocab: int,
-             deadline_s: float, on_ready=None) -> tuple[list[dict], dict]:
+             deadline_s: float, on_ready=None, on_point=None) -> tuple[list[dict], dict]:
+    """Each workload in turn on one set of workers; returns ([point per workload], {rid: output tokens})."""
     cluster = Cluster(mode, spec, devices, startup_s=300.0, deadline_s=deadline_s * len(workloads) + 60)
     try:
         if on_ready:
@@ -315,8 +315,10 @@ def run_mode(mode: str, spec: dict, devices: list[str], workloads: list[Workload
             if mode == "disaggregated":
                 point["kv_transfer"] = _transfer_stats(list(done.values()))
             points.append(point)
-            outputs.update({r.rid % 1_000_000 + 1_000_000 * j: r.output for r in reqs})
+            outputs.update({r.rid: r.output for r in reqs})
             _print(mode, point)
+            if on_point:
+                on_point(outputs)
         return points, outputs
     finally:
         cluster.close()
@@ -399,6 +401,7 @@ def main(argv=None) -> int:
     ap.add_argument("--deadline", type=float, default=120.0, help="seconds per point before it is cut short")
     ap.add_argument("--verify-kv", action="store_true", help="compare every transferred page bit for bit")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--outputs", type=Path, help="write every request's output tokens here (JSON) after each point")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args(argv)
@@ -431,7 +434,11 @@ def main(argv=None) -> int:
     for mode in modes:
         def ready(cluster, mode=mode):
             print(f"workers ({mode}): " + " ".join(f"{r}={pid}" for r, pid in cluster.pids.items()), flush=True)
-        series[mode], outputs[mode] = run_mode(mode, spec, devices, workloads, cfg.vocab, args.deadline, ready)
+        def dump(done, mode=mode):
+            if args.outputs:
+                args.outputs.parent.mkdir(parents=True, exist_ok=True)
+                args.outputs.write_text(json.dumps(outputs | {mode: done}))
+        series[mode], outputs[mode] = run_mode(mode, spec, devices, workloads, cfg.vocab, args.deadline, ready, dump)
     report = {"name": "disaggregated", "config": s["config"], "size": args.size, "devices": devices, "slo": SLO,
               "engine": spec | {"page_size": PAGE_SIZE, "prefill_kv_share": PREFILL_KV_SHARE}, "series": series}
     if len(outputs) == 2:  # greedy: the same tokens whichever way the KV got there (up to bf16 near-ties)

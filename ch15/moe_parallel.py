@@ -113,8 +113,8 @@ def compare(m: MoEModel, c: Cluster, tokens: int) -> list[dict]:
 
 
 def table(rows: list[dict], moe_layers: int) -> str:
-    head = ("strategy", "experts/GPU", "expert GB/GPU (all layers)", "tokens/GPU", "sent MB/GPU/layer", "off-node", "comm ms/layer",
-            "comm ms/forward")
+    head = ("strategy", "experts/GPU", "expert GB/GPU (all layers)", "tokens/GPU", "sent MB/GPU/layer", "off-node",
+            "comm ms/layer", "comm ms/forward")
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         if "error" in r:

@@ -155,7 +155,7 @@ def sweep(target, draft, prompts, n_new, eps_values, ks, device) -> dict:
             prop = acc = identical = rounds = 0
             spec_s = 0.0
             for pr, ref in zip(prompts, plain, strict=True):
-                (out, st), s = _timed(lambda pr=pr: speculative_decode(target, draft, pr, n_new, k), device)
+                (out, st), s = _timed(lambda pr=pr, k=k: speculative_decode(target, draft, pr, n_new, k), device)
                 spec_s += s
                 prop, acc, rounds = prop + st["proposed"], acc + st["accepted"], rounds + st["rounds"]
                 identical += out == ref
