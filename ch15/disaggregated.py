@@ -48,7 +48,7 @@ SIZES = {
                  kv_tokens=8192, max_batch=8, token_budget=128, rates="20,inf"),
     "small": dict(config="small", requests=32, prompt_mean=512, output_mean=128, max_prompt=1024, max_output=256,
                   kv_tokens=65536, max_batch=16, token_budget=1024, rates="4,inf"),
-    "full": dict(config="1b", requests=48, prompt_mean=1536, output_mean=256, max_prompt=3072, max_output=512,
+    "full": dict(config="1b", requests=32, prompt_mean=1536, output_mean=256, max_prompt=3072, max_output=512,
                  kv_tokens=131072, max_batch=32, token_budget=2048, rates="4,inf"),
 }
 SLO = {"ttft_s": 2.0, "tpot_s": 0.1}
@@ -76,7 +76,7 @@ def _alive(parent_pid: int, deadline: float) -> None:
 def _setup(spec: dict):
     from inference.bench import build_model, warmup
     if spec["device"].startswith("cuda"):
-        torch.cuda.set_device(torch.device(spec["device"]))
+        torch.cuda.set_device(torch.device(spec["device"]).index or 0)
     torch.set_num_threads(spec["threads"])
     dtype = torch.bfloat16 if spec["device"].startswith("cuda") else torch.float32
     model = build_model(spec["config"], spec["device"], dtype, spec["seed"])
@@ -265,6 +265,7 @@ class Cluster:
     def serve(self, reqs: list[Request], deadline_s: float) -> tuple[float, dict]:
         """Send each request at its arrival time; collect the finished ones. Returns (makespan, rid -> result)."""
         pending = sorted(reqs, key=lambda r: r.arrival)
+        ids = {r.rid for r in reqs}
         t0 = time.monotonic()
         done, i = {}, 0
         while len(done) < len(reqs):
@@ -278,7 +279,7 @@ class Cluster:
                 i += 1
             wait = min(0.05, pending[i].arrival - now) if i < len(pending) else 0.05
             msg = self._poll(max(wait, 0.001))
-            if msg is not None:
+            if msg is not None and msg[1]["rid"] in ids:  # not a late one from a point cut short before
                 done[msg[1]["rid"]] = msg[1]
         return time.monotonic() - t0, {rid: m | {"t0": t0} for rid, m in done.items()}
 
@@ -393,7 +394,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="full", choices=list(SIZES))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--devices", help="comma-separated, one per worker in turn (default: --device for all)")
+    ap.add_argument("--devices", help="comma-separated, one per worker in turn (default: on cuda, every visible GPU "
+                    "in turn: prefill on cuda:0, decode on cuda:1 when there are two)")
     ap.add_argument("--modes", default="colocated,disaggregated")
     ap.add_argument("--rates", help="requests/s, comma-separated ('inf': all at t=0); default: the size's")
     ap.add_argument("--requests", type=int, help="default: the size's")
@@ -415,6 +417,8 @@ def main(argv=None) -> int:
         if min(rates) <= 0 or n_req < 1 or args.deadline <= 0:
             raise ValueError("rates, --requests and --deadline must be positive")
         devices = (args.devices or args.device).split(",")
+        if not args.devices and args.device == "cuda" and torch.cuda.is_available():
+            devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         for d in devices:
             dev = torch.device(d)
             if dev.type == "cuda" and not torch.cuda.is_available():
