@@ -16,6 +16,10 @@ no MPS here), so prefill still interrupts decode, only now at the driver's granu
 scheduler's; weights are held twice; the comparison shows the cost of the machinery, not the benefit of
 separate hardware. `--devices cuda:0,cuda:1` puts each worker on its own GPU (the multi-GPU run).
 
+Bound: each worker's step is the engine's (inference/scheduler.py: max of FLOPs over peak and weight + KV bytes
+over HBM bandwidth); on one GPU the two workers' steps add up, since they share the chip; the transfer adds
+about 4 x KV bytes / HBM bandwidth per request (kv_handoff.py).
+
 TTFT is stamped by the prefill worker (it produces the first token); TPOT includes the transfer and the wait for
 a decode slot. Timestamps come from CLOCK_MONOTONIC (`time.monotonic`), one clock for every process of the host.
 Greedy decoding only (sampling would need the generator's state handed over too).
