@@ -321,9 +321,9 @@ def run_mode(mode: str, spec: dict, devices: list[str], workloads: list[Workload
                 point["kv_transfer"] = _transfer_stats(list(done.values()))
             points.append(point)
             outputs.update({r.rid: r.output for r in reqs})
-            _print(mode, point)
             if on_point:
                 on_point(outputs)
+            _print(mode, point)
         return points, outputs
     finally:
         cluster.close()

@@ -3,9 +3,9 @@ greedy output equal to the target's alone, the KV hand-off (in one process and a
 memory) giving the colocated engine's tokens, and no worker left behind when the router is killed."""
 import json
 import math
+import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from ch15 import disaggregated, kv_handoff, moe_parallel, speculative
-from harness.device import REPO_ROOT
 from inference.bench import build_model
 from inference.generate import generate_contiguous, new_paged_cache
 from inference.loadgen import Workload, poisson_requests
@@ -150,40 +149,55 @@ def test_holding_cache_gives_back_preempted_pages():
     assert cache.allocator.n_free() == 5
 
 
+def _router(argv: list[str], log: str) -> None:
+    """The CLI in a forked child (torch is already imported: no second start-up), its stdout to a file."""
+    sys.stdout = sys.stderr = open(log, "w", buffering=1)
+    disaggregated.main(argv)
+
+
 def test_disaggregated_workers_match_colocated_engine_and_die_with_the_router(tmp_path):
     """Prefill and decode workers in processes of their own (the pool shared): the same greedy tokens as one engine;
-    then the router is killed (SIGKILL, no clean-up of its own) and neither worker may outlive it."""
+    then the router is killed (SIGKILL, no clean-up of its own) and none of its children may outlive it."""
     model = build_model("tiny", "cpu", torch.float32)
     size = disaggregated.SIZES["tiny"]
     w = Workload(rate=float("inf"), n_requests=6, prompt_mean=size["prompt_mean"], output_mean=size["output_mean"],
                  max_prompt=size["max_prompt"], max_output=size["max_output"])
     ref = Engine(model, new_paged_cache(model, 256), max_batch=8, token_budget=128).run(poisson_requests(w, 256))
     # the second point's first arrival is ~100 s away: the workers are alive and idle when the router dies
-    outputs = tmp_path / "outputs.json"
-    cmd = [sys.executable, "-m", "ch15.disaggregated", "--size", "tiny", "--device", "cpu", "--modes", "disaggregated",
-           "--rates", "inf,0.01", "--requests", "6", "--verify-kv", "--outputs", str(outputs)]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    router = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, start_new_session=True)
+    outputs, log = tmp_path / "outputs.json", tmp_path / "router.log"
+    argv = ["--size", "tiny", "--device", "cpu", "--modes", "disaggregated", "--rates", "inf,0.01", "--requests", "6",
+            "--verify-kv", "--outputs", str(outputs)]
+    router = multiprocessing.get_context("fork").Process(target=_router, args=(argv, str(log)))
+    router.start()
     try:
-        lines, t_end = [], time.monotonic() + 90
-        while not (lines and "rate inf" in lines[-1]) and time.monotonic() < t_end and router.poll() is None:
-            lines.append(router.stdout.readline())
-        assert "finished 6/6" in lines[-1] and "verified 6/6" in lines[-1], "".join(lines)
-        assert json.loads(outputs.read_text())["disaggregated"] == {str(r.rid): r.output for r in ref}
-        workers = next(line for line in lines if line.startswith("workers"))
-        pids = [int(x.split("=")[1]) for x in workers.split(":")[1].split()]
-        assert len(pids) == 2 and all(_running(p) for p in pids)
-        os.kill(router.pid, signal.SIGKILL)
-        router.wait(10)
-        t_end = time.monotonic() + 15
-        while any(_running(p) for p in pids) and time.monotonic() < t_end:
+        t_end = time.monotonic() + 90
+        while not (log.exists() and "rate inf" in log.read_text()) and time.monotonic() < t_end and router.is_alive():
             time.sleep(0.1)
-        assert not any(_running(p) for p in pids)
+        text = log.read_text()
+        assert "finished 6/6" in text and "verified 6/6" in text, text
+        assert json.loads(outputs.read_text())["disaggregated"] == {str(r.rid): r.output for r in ref}
+        workers = next(line for line in text.splitlines() if line.startswith("workers"))
+        pids = [int(x.split("=")[1]) for x in workers.split(":")[1].split()]
+        children = _children(router.pid)
+        assert len(pids) == 2 and set(pids) <= set(children) and all(_running(p) for p in pids)
+        os.kill(router.pid, signal.SIGKILL)
+        router.join(10)
+        t_end = time.monotonic() + 15
+        while any(_running(p) for p in children) and time.monotonic() < t_end:
+            time.sleep(0.1)
+        assert not any(_running(p) for p in children)
     finally:
-        if router.poll() is None:
-            os.killpg(router.pid, signal.SIGKILL)
-            router.wait()
+        if router.is_alive():
+            router.kill()
+            router.join()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(x) for x in f.read().split()]
+    return out
 
 
 def _running(pid: int) -> bool:
