@@ -91,6 +91,7 @@ def _setup(spec: dict):
 def worker(role: str, spec: dict, inbox, handoff, release, results, parent_pid: int, deadline: float) -> None:
     """One worker: role 'colocated' (the whole engine), 'prefill' or 'decode'."""
     _guard(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the router stops the workers
     try:
         {"colocated": _colocated, "prefill": _prefill, "decode": _decode}[role](
             spec, inbox, handoff, release, results, lambda: _alive(parent_pid, deadline))
@@ -203,8 +204,10 @@ def _decode(spec, _inbox, handoff, release, results, check) -> None:
         while pending and len(engine.running) < spec["max_batch"]:
             m = pending[0]
             n = len(m["prompt"])
-            if engine.cache.pages_needed(m["rid"], n + 1) > engine.cache.allocator.n_free():
-                break  # no room yet: the request waits (its pages stay held on the prefill side)
+            # room for it and a page of growth per running decode, else the engine would preempt (and recompute
+            # here) the request just adopted; it waits, its pages held on the prefill side
+            if engine.cache.pages_needed(m["rid"], n + 1) + len(engine.running) > engine.cache.allocator.n_free():
+                break
             pending.pop(0)
             t_adopt = time.monotonic()
             secs, nbytes = copy_pages(src_k, src_v, m["pages"], engine.cache, m["rid"], n)
@@ -246,12 +249,16 @@ class Cluster:
             self.procs.append(p)
         self.pids = {}
         t_end = time.monotonic() + startup_s
-        while len(self.pids) < len(roles):
-            msg = self._poll(0.05)
-            if msg is None and time.monotonic() > t_end:
-                raise TimeoutError(f"workers not ready after {startup_s:.0f} s")
-            if msg and msg[0] == "ready":
-                self.pids[msg[1]] = msg[2]
+        try:
+            while len(self.pids) < len(roles):
+                msg = self._poll(0.05)
+                if msg is None and time.monotonic() > t_end:
+                    raise TimeoutError(f"workers not ready after {startup_s:.0f} s")
+                if msg and msg[0] == "ready":
+                    self.pids[msg[1]] = msg[2]
+        except BaseException:
+            self.close(graceful=False)
+            raise
 
     def _poll(self, timeout: float):
         """The next message from the workers, or None after timeout; a worker's failure is raised here."""
@@ -287,11 +294,13 @@ class Cluster:
                 done[msg[1]["rid"]] = msg[1]
         return time.monotonic() - t0, {rid: m | {"t0": t0} for rid, m in done.items()}
 
-    def close(self) -> None:
-        self.inbox.put(None)
-        t_end = time.monotonic() + 10
-        for p in self.procs:
-            p.join(max(0.0, t_end - time.monotonic()))
+    def close(self, graceful: bool) -> None:
+        """Graceful: the workers finish what they hold and exit (10 s at most); else they are killed at once."""
+        if graceful:
+            self.inbox.put(None)
+            t_end = time.monotonic() + 10
+            for p in self.procs:
+                p.join(max(0.0, t_end - time.monotonic()))
         for p in self.procs:
             if p.is_alive():
                 p.kill()
@@ -302,6 +311,7 @@ def run_mode(mode: str, spec: dict, devices: list[str], workloads: list[Workload
              deadline_s: float, on_ready=None, on_point=None) -> tuple[list[dict], dict]:
     """Each workload in turn on one set of workers; returns ([point per workload], {rid: output tokens})."""
     cluster = Cluster(mode, spec, devices, startup_s=300.0, deadline_s=deadline_s * len(workloads) + 60)
+    finished = False
     try:
         if on_ready:
             on_ready(cluster)
@@ -324,9 +334,10 @@ def run_mode(mode: str, spec: dict, devices: list[str], workloads: list[Workload
             if on_point:
                 on_point(outputs)
             _print(mode, point)
+        finished = True
         return points, outputs
     finally:
-        cluster.close()
+        cluster.close(graceful=finished)
 
 
 def _slo() -> dict:
@@ -394,6 +405,18 @@ def _goal() -> dict | None:
     return spec
 
 
+def _run_modes(args, modes, spec, devices, workloads, vocab, series, outputs) -> None:
+    for mode in modes:
+        def ready(cluster, mode=mode):
+            print(f"workers ({mode}): " + " ".join(f"{r}={pid}" for r, pid in cluster.pids.items()), flush=True)
+
+        def dump(done, mode=mode):
+            if args.outputs:
+                args.outputs.parent.mkdir(parents=True, exist_ok=True)
+                args.outputs.write_text(json.dumps(outputs | {mode: done}))
+        series[mode], outputs[mode] = run_mode(mode, spec, devices, workloads, vocab, args.deadline, ready, dump)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="full", choices=list(SIZES))
@@ -439,14 +462,14 @@ def main(argv=None) -> int:
     workloads = [Workload(rate=r, n_requests=n_req, prompt_mean=s["prompt_mean"], output_mean=s["output_mean"],
                           max_prompt=s["max_prompt"], max_output=s["max_output"], seed=args.seed) for r in rates]
     series, outputs = {}, {}
-    for mode in modes:
-        def ready(cluster, mode=mode):
-            print(f"workers ({mode}): " + " ".join(f"{r}={pid}" for r, pid in cluster.pids.items()), flush=True)
-        def dump(done, mode=mode):
-            if args.outputs:
-                args.outputs.parent.mkdir(parents=True, exist_ok=True)
-                args.outputs.write_text(json.dumps(outputs | {mode: done}))
-        series[mode], outputs[mode] = run_mode(mode, spec, devices, workloads, cfg.vocab, args.deadline, ready, dump)
+    try:
+        _run_modes(args, modes, spec, devices, workloads, cfg.vocab, series, outputs)
+    except KeyboardInterrupt:
+        print("disaggregated: interrupted (workers stopped)", file=sys.stderr)
+        return 130
+    except (RuntimeError, TimeoutError) as e:
+        print(f"disaggregated: {e}", file=sys.stderr)
+        return 1
     report = {"name": "disaggregated", "config": s["config"], "size": args.size, "devices": devices, "slo": SLO,
               "engine": spec | {"page_size": PAGE_SIZE, "prefill_kv_share": PREFILL_KV_SHARE}, "series": series}
     if len(outputs) == 2:  # greedy: the same tokens whichever way the KV got there (up to bf16 near-ties)
