@@ -154,18 +154,17 @@ def _prefill(spec, inbox, handoff, release, results, check) -> None:
             cache.release(rid)
         try:
             msg = inbox.get(timeout=0.005) if not engine.has_work() else inbox.get_nowait()
-            if msg is None:
+            if msg is None:  # finish the prompts in flight, then tell the decode worker
                 stopping = True
-                handoff.put(None)
             else:
                 max_new[msg["rid"]] = msg["max_new_tokens"]
                 engine.add(_request(msg, max_new=1))
                 continue
         except queue.Empty:
             pass
-        if stopping:
-            time.sleep(0.005)
-            continue
+        if stopping and not engine.has_work():
+            handoff.put(None)
+            stopping = False  # sent once: now only the decode worker's goodbye (above) ends the loop
         for r in engine.step() if engine.has_work() else []:
             handoff.put({"rid": r.rid, "prompt": r.prompt, "first": r.output[0], "arrival": r.arrival,
                          "first_token_time": r.first_token_time, "max_new_tokens": max_new.pop(r.rid),
@@ -420,7 +419,7 @@ def _run_modes(args, modes, spec, devices, workloads, vocab, series, outputs) ->
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="full", choices=list(SIZES))
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", help="default: cuda when a GPU is visible, else cpu")
     ap.add_argument("--devices", help="comma-separated, one per worker in turn (default: on cuda, every visible GPU "
                     "in turn: prefill on cuda:0, decode on cuda:1 when there are two)")
     ap.add_argument("--modes", default="colocated,disaggregated")
@@ -435,6 +434,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args(argv)
     s = SIZES[args.size]
+    if args.device is None:  # asked only now: `--device cpu` never touches CUDA (the router may be a forked child)
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         modes = args.modes.split(",")
         if not modes or not set(modes) <= {"colocated", "disaggregated"}:
