@@ -376,16 +376,16 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     for mode, points in report["series"].items():
         x = [str(p["rate"]) for p in points]
         for ax, key in zip(axes[:2], ("ttft_s", "tpot_s"), strict=True):
             line, = ax.plot(x, [p[key]["p50"] for p in points], "o-", label=f"{mode} p50")
             ax.plot(x, [p[key]["p99"] for p in points], "s--", color=line.get_color(), label=f"{mode} p99")
-        line, = axes[2].plot(x, [p["output_tokens_per_s"] for p in points], "o-", label=f"{mode} output tok/s")
-        axes[2].plot(x, [100 * (p["goodput_requests_per_s"] or 0) for p in points], "s--", color=line.get_color(),
-                     label=f"{mode} goodput x100 (req/s)")
-    for ax, name in zip(axes, ("TTFT (s)", "TPOT (s)", "throughput"), strict=True):
+        axes[2].plot(x, [p["output_tokens_per_s"] or 0 for p in points], "o-", label=mode)
+        axes[3].plot(x, [p["goodput_requests_per_s"] or 0 for p in points], "o-", label=mode)
+    names = ("TTFT (s)", "TPOT (s)", "output tokens/s", "goodput (requests/s within the SLO)")
+    for ax, name in zip(axes, names, strict=True):
         ax.set_xlabel("arrival rate (requests/s)")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
