@@ -10,7 +10,9 @@ draft is a `draft_layers`-layer model of the same architecture; the target is th
 norm and output head followed by (n_layers - draft_layers) more layers whose residual contributions (wo and w2)
 are scaled by `eps` (self-speculation with an early exit, where the later layers matter by a dial). eps = 0: the
 target is the draft, every proposal is accepted; the larger eps, the more the later layers change the argmax.
-Acceptance is *measured* per run (accepted / proposed), and the speedup is reported against it, for k = 1..8.
+The eps values are picked per model by a short calibration (the grid value whose acceptance at k = 4 is nearest
+1, 0.9, 0.75, 0.5 and 0.25); acceptance is then *measured* in every run (accepted / proposed), and the speedup is
+reported against it, for k = 1..8.
 
 Bound: at batch 1 a decode step reads every weight once (bytes / HBM bandwidth) or, eager, is kernel-launch
 bound; the draft costs c of a target step (its layers plus the shared output head). With a per-token acceptance
@@ -36,11 +38,13 @@ from torch import nn
 from inference.model import CONFIGS, Decoder
 
 SIZES = {
-    "tiny": dict(config="tiny", draft_layers=1, prompts=2, prompt_len=16, n_new=40, eps=(0.0, 0.3, 1.0, 3.0, 10.0)),
-    "small": dict(config="small", draft_layers=2, prompts=2, prompt_len=64, n_new=96,
-                  eps=(0.0, 0.1, 0.3, 1.0, 3.0)),
-    "full": dict(config="1b", draft_layers=2, prompts=2, prompt_len=64, n_new=96, eps=(0.0, 0.1, 0.3, 1.0, 3.0)),
+    "tiny": dict(config="tiny", draft_layers=1, prompts=2, prompt_len=16, n_new=40),
+    "small": dict(config="small", draft_layers=2, prompts=2, prompt_len=64, n_new=96),
+    "full": dict(config="1b", draft_layers=2, prompts=2, prompt_len=64, n_new=96),
 }
+# eps is chosen per model by calibration: the acceptance rates wanted, and the grid searched for them
+ACCEPTANCE_WANTED = (1.0, 0.9, 0.75, 0.5, 0.25)
+EPS_GRID = (0.0,) + tuple(round(0.005 * 2 ** (i / 2), 5) for i in range(21))  # 0, 0.005 .. 5.12, steps of sqrt(2)
 
 
 def build_pair(config: str, draft_layers: int, device, dtype, seed: int = 0) -> tuple[Decoder, Decoder]:
@@ -120,6 +124,24 @@ def speculative_decode(target: Decoder, draft: Decoder, prompt: list[int], n_new
         d_len = n0 + min(j, k - 1)  # the draft saw seq[-1] and proposals 1..k-1; those accepted stay valid
         proposed, accepted, rounds = proposed + k, accepted + j, rounds + 1
     return seq[len(prompt):len(prompt) + n_new], {"proposed": proposed, "accepted": accepted, "rounds": rounds}
+
+
+def calibrate(target, draft, prompt: list[int], n_new: int = 32, k: int = 4) -> tuple[list[float], list[dict]]:
+    """The eps values whose measured acceptance (k = 4, one prompt) is nearest each wanted rate: how far the extra
+    layers must be turned up for the draft to agree that often depends on the model, so it is searched, not
+    guessed. The sweep then measures acceptance again at every k; this only picks the dial's settings."""
+    table = []
+    for eps in EPS_GRID:
+        set_eps(target, eps)
+        _, st = speculative_decode(target, draft, prompt, n_new, k)
+        table.append({"eps": eps, "acceptance": st["accepted"] / st["proposed"]})
+    chosen = []
+    for want in ACCEPTANCE_WANTED:
+        best = min(table, key=lambda row: (abs(row["acceptance"] - want), row["eps"]))["eps"]
+        if best not in chosen:
+            chosen.append(best)
+    set_eps(target, 1.0)
+    return sorted(chosen), table
 
 
 def _timed(fn, device):
@@ -222,7 +244,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
     ap.add_argument("--ks", default="1,2,3,4,5,6,7,8", help="draft lengths k, comma-separated")
-    ap.add_argument("--eps", help="perturbation scales, comma-separated (default: the size's)")
+    ap.add_argument("--eps", help="perturbation scales, comma-separated (default: calibrated to acceptance rates "
+                    "near 1, 0.9, 0.75, 0.5, 0.25)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args(argv)
@@ -245,19 +268,24 @@ def main(argv=None) -> int:
     target, draft = build_pair(s["config"], s["draft_layers"], device, dtype)
     gen = torch.Generator().manual_seed(1)
     prompts = [torch.randint(target.cfg.vocab, (s["prompt_len"],), generator=gen).tolist() for _ in range(s["prompts"])]
-    result = sweep(target, draft, prompts, s["n_new"], eps or s["eps"], ks, device)
+    calibration = None
+    if not eps:
+        eps, calibration = calibrate(target, draft, prompts[0])
+        print("calibration (eps: acceptance at k=4): " + ", ".join(f"{r['eps']:g}: {r['acceptance']:.2f}" for r in calibration)
+              + f" -> eps {eps}")
+    result = sweep(target, draft, prompts, s["n_new"], eps, ks, device) | {"calibration": calibration}
     exact = None
     if device.type == "cuda":  # exactness in fp32 at the same config: the bf16 rows may break near-ties differently
         del target, draft
         torch.cuda.empty_cache()
         t32, d32 = build_pair(s["config"], s["draft_layers"], device, torch.float32)
         exact = []
-        for eps in (0.2, 1.0):
-            set_eps(t32, eps)
+        for e in sorted({eps[len(eps) // 2], eps[-1]}):  # a middling acceptance and the lowest
+            set_eps(t32, e)
             ref = greedy_decode(t32, prompts[0], 48)
             for k in (1, 4, 8):
                 out, st = speculative_decode(t32, d32, prompts[0], 48, k)
-                exact.append({"eps": eps, "k": k, "identical": out == ref, "acceptance": st["accepted"] / st["proposed"]})
+                exact.append({"eps": e, "k": k, "identical": out == ref, "acceptance": st["accepted"] / st["proposed"]})
         print("fp32 exactness:", "identical" if all(e["identical"] for e in exact) else "DIFFERS", exact)
     from harness.device import gpu_name, provenance
     threads = {"threads": torch.get_num_threads(), "cores": os.cpu_count()} if device.type == "cpu" else None
