@@ -44,7 +44,7 @@ SIZES = {
 }
 # eps is chosen per model by calibration: the acceptance rates wanted, and the grid searched for them
 ACCEPTANCE_WANTED = (1.0, 0.9, 0.75, 0.5, 0.25)
-EPS_GRID = (0.0,) + tuple(round(0.005 * 2 ** (i / 2), 5) for i in range(21))  # 0, 0.005 .. 5.12, steps of sqrt(2)
+EPS_GRID = (0.0,) + tuple(round(0.001 * 2 ** (i / 2), 6) for i in range(25))  # 0, 0.001 .. 4.1, steps of sqrt(2)
 
 
 def build_pair(config: str, draft_layers: int, device, dtype, seed: int = 0) -> tuple[Decoder, Decoder]:
