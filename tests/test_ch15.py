@@ -79,6 +79,14 @@ def test_speculative_equals_target_alone(spec_pair, eps):
     speculative.set_eps(target, 1.0)
 
 
+def test_speculative_calibration(spec_pair):
+    target, draft = spec_pair
+    eps, table = speculative.calibrate(target, draft, list(range(1, 13)), n_new=16)
+    assert [r["eps"] for r in table] == list(speculative.EPS_GRID) and table[0]["acceptance"] == 1.0
+    assert eps[0] == 0.0 and eps == sorted(set(eps)) and len(eps) <= len(speculative.ACCEPTANCE_WANTED)
+    assert target.layers[-1].feed_forward.w2.weight.equal(target.extra_base[-1][1])  # left at eps = 1
+
+
 def test_speculative_model_and_cli(tmp_path):
     assert speculative.model_speedup(1.0, 4, 0.0) == 5 and speculative.model_speedup(0.0, 4, 0.25) == 0.5
     out = tmp_path / "spec.json"
