@@ -44,7 +44,7 @@ import torch
 import torch.multiprocessing as mp
 
 from inference.loadgen import Workload, poisson_requests
-from inference.metrics import summarize
+from inference.metrics import per_request, summarize
 from inference.scheduler import Request
 
 SIZES = {
@@ -325,7 +325,8 @@ def run_mode(mode: str, spec: dict, devices: list[str], workloads: list[Workload
                 if m:
                     r.output, r.preemptions = m["output"], m["preemptions"]
                     r.first_token_time, r.finish_time = m["first_token_time"] - m["t0"], m["finish_time"] - m["t0"]
-            point = {"rate": w.as_dict()["rate"], "workload": w.as_dict(), **summarize(reqs, makespan, **_slo())}
+            point = {"rate": w.as_dict()["rate"], "workload": w.as_dict(), **summarize(reqs, makespan, **_slo()),
+                     "per_request": per_request(reqs)}  # TTFT / TPOT / e2e of each: the distributions
             if mode == "disaggregated":
                 point["kv_transfer"] = _transfer_stats(list(done.values()))
             points.append(point)

@@ -157,6 +157,9 @@ def main(argv=None) -> int:
     print(f"{args.model or 'custom'}: {m.experts} experts, top-{m.top_k}, d={m.dim}, f={m.ffn}, {m.moe_layers} MoE "
           f"layers; {c.gpus} GPUs ({c.gpus_per_node}/node, {c.intra_gbps:g}/{c.inter_gbps:g} GB/s); {args.tokens} tokens")
     print(table(rows, m.moe_layers))
+    if "placement" in rows[0]:
+        print("EP placement: " + ", ".join(f"GPU{g}: experts {p[0]}-{p[-1]}" if len(p) > 1 else f"GPU{g}: expert {p[0]}"
+                                           for g, p in enumerate(rows[0]["placement"])))
     ok = [r for r in rows if "error" not in r]
     if len(ok) == 2:
         print(f"EP/TP bytes sent = top_k/G = {ok[0]['send_bytes_per_gpu_per_layer'] / ok[1]['send_bytes_per_gpu_per_layer']:.3f}")
