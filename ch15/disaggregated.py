@@ -12,7 +12,7 @@ and a burst of long prompts makes every decode wait; separate workers let prefil
 decode at large batches, each on its own GPUs, and the decode's TPOT no longer sees prefill. What it costs: a copy
 of the weights per worker, the KV transfer (bytes in `kv_handoff`'s docstring), and a hop of queueing.
 On ONE GPU the two workers time-share the same SMs and HBM (CUDA time-slices contexts of different processes;
-no MPS here), so prefill still interrupts decode, only now at the driver's granularity rather than the
+without MPS), so prefill still interrupts decode, only now at the driver's granularity rather than the
 scheduler's; weights are held twice; the comparison shows the cost of the machinery, not the benefit of
 separate hardware. `--devices cuda:0,cuda:1` puts each worker on its own GPU (the multi-GPU run).
 
