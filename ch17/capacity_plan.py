@@ -42,8 +42,8 @@ class Traffic:
 
 # Mixes of the shape serving traces show (chat: short in, medium out; RAG: long in, short out; code/agents:
 # long in, long out), all at one rate so the table compares their shapes.
-MIXES = [Traffic("chat", 20.0, 512, 256, 0.3), Traffic("rag", 20.0, 4096, 256, 0.5),
-         Traffic("code", 20.0, 2048, 1024, 0.5), Traffic("summarize", 20.0, 8192, 128, 0.0)]
+MIXES = [Traffic("chat", 100.0, 512, 256, 0.3), Traffic("rag", 100.0, 4096, 256, 0.5),
+         Traffic("code", 100.0, 2048, 1024, 0.5), Traffic("summarize", 100.0, 8192, 128, 0.0)]
 
 
 def ttft_percentile(service_s: float, rho: float, q: float = 0.99) -> float:
@@ -107,7 +107,7 @@ def table(plans: list[dict]) -> str:
     def f(x, fmt):
         return "-" if x is None else format(x, fmt)
     head = ("| mix | req/s | prompt | output | prefix hit | prefill s/req | prefill workers (util) | decode batch | "
-            "decode step ms | decode workers (util) | colocated workers |\n|---|---|---|---|---|---|---|---|---|---|---|")
+            "decode step ms | decode workers (util) | colocated workers (throughput only) |\n|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for p in plans:
         t, pf, d, c = p["traffic"], p["prefill"], p["decode"], p["colocated"]
@@ -119,7 +119,7 @@ def table(plans: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    from ch17 import common, step_model
+    from ch17 import common
     ap = common.parser(__doc__)
     ap.add_argument("--step-model", type=Path, help="a JSON written by ch17.step_model (else measured now)")
     ap.add_argument("--rate", type=float, help="one mix instead of the presets: requests/s")
@@ -130,7 +130,8 @@ def main(argv=None) -> int:
     ap.add_argument("--slo-tpot", type=float, default=0.05)
     ap.add_argument("--percentile", type=float, default=99.0)
     ap.add_argument("--max-batch", type=int, default=256)
-    ap.add_argument("--kv-tokens", type=int, default=1 << 20, help="KV pool of one decode worker, in tokens")
+    ap.add_argument("--kv-tokens", type=int, default=1 << 20,
+                    help="KV pool of one decode worker, in tokens (2^20: 32 GiB at 1B in bf16)")
     args = ap.parse_args(argv)
     bad = [n for n, v in (("--rate", args.rate if args.rate is not None else 1), ("--prompt", args.prompt),
                           ("--output", args.output), ("--slo-ttft", args.slo_ttft), ("--slo-tpot", args.slo_tpot),
@@ -139,19 +140,15 @@ def main(argv=None) -> int:
         print(f"capacity_plan: {', '.join(bad) or '--prefix-hit / --percentile'} out of range", file=sys.stderr)
         return 2
     model = None
-    if args.step_model:
-        try:
-            sm = step_model.load(args.step_model)
-        except (OSError, ValueError, KeyError) as e:
-            print(f"capacity_plan: cannot read {args.step_model}: {e}", file=sys.stderr)
-            return 2
-    else:
-        model = common.load_model(args, "capacity_plan")
-        if model is None:
-            return 2
-        s = common.SIZES[args.size]
-        sm = step_model.fit(step_model.measure(model, budget=s["token_budget"], max_batch=s["max_batch"],
-                                               contexts=s["contexts"]), s["token_budget"], s["max_batch"])[0]
+    try:
+        if not args.step_model:
+            model = common.load_model(args, "capacity_plan")
+            if model is None:
+                return 2
+        sm = common.get_step_model(args, model)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"capacity_plan: cannot read {args.step_model}: {e}", file=sys.stderr)
+        return 2
     mixes = [Traffic("given", args.rate, args.prompt, args.output, args.prefix_hit)] if args.rate else MIXES
     plans = [plan(sm, t, args.slo_ttft, args.slo_tpot, args.max_batch, args.kv_tokens, args.percentile / 100)
              for t in mixes]

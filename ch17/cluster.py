@@ -57,6 +57,9 @@ class EngineWorker:
     def queue(self):
         return list(self.engine.waiting) + self.engine.running
 
+    def batch(self):
+        return self.engine.running
+
     def outstanding_tokens(self) -> int:
         return _outstanding(self.queue())
 
@@ -197,6 +200,9 @@ class SimWorker:
 
     def queue(self):
         return list(self.waiting) + self.running
+
+    def batch(self):
+        return self.running
 
     def outstanding_tokens(self) -> int:
         return self.outstanding

@@ -67,8 +67,9 @@ def requests_for(workload, vocab: int) -> list:
 
 
 def run_point(mode: str, policy: str, n: int, load: float, args, model, sm, vocab: int, n_requests: int,
-              admission=None, shared: bool = True) -> dict:
-    """One policy at one offered load on n workers; the same seed gives every policy the same requests."""
+              admission=None, shared: bool = True, label: str | None = None, keep_requests: bool = False) -> dict:
+    """One policy at one offered load on n workers; the same seed gives every policy the same requests.
+    keep_requests: the served requests go back in point["_requests"] (not JSON)."""
     rate = load * n * common.worker_rate(sm, args.size, shared)
     reqs = requests_for(common.workload(args.size, n, rate, n_requests, args.seed, shared), vocab)
     workers = make_workers(mode, n, args.size, model, sm)
@@ -77,8 +78,10 @@ def run_point(mode: str, policy: str, n: int, load: float, args, model, sm, voca
     point = {"load": load, "rate": rate, **summarize(reqs, res["makespan_s"], slo["ttft_s"], slo["tpot_s"]),
              "rejected": len(res["rejected"]), "prefix_hit_rate": res["prefix_hit_rate"], "taken": res["taken"],
              "imbalance": max(res["taken"]) * n / max(1, sum(res["taken"]))}
+    if keep_requests:
+        point["_requests"] = reqs
     ms = lambda x: "-" if x is None else f"{x * 1e3:8.1f} ms"  # noqa: E731
-    print(f"{mode:>4} N={n:<3} {policy:>15} load {load:4.2f} ({rate:8.2f} req/s): TTFT p50 {ms(point['ttft_s']['p50'])}"
+    print(f"{mode:>4} N={n:<3} {label or policy:>15} load {load:4.2f} ({rate:8.2f} req/s): TTFT p50 {ms(point['ttft_s']['p50'])}"
           f" p99 {ms(point['ttft_s']['p99'])}, goodput {point['goodput_requests_per_s'] or 0:8.2f} req/s, hits "
           f"{point['prefix_hit_rate']:.0%}, imbalance {point['imbalance']:.2f}, finished {point['finished']}/"
           f"{point['requests']}, rejected {point['rejected']}", flush=True)
