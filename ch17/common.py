@@ -19,7 +19,7 @@ from inference.loadgen import Workload
 SIZES = {
     "tiny": dict(config="tiny", token_budget=64, max_batch=8, page_size=8, kv_tokens=768, contexts=(32,),
                  prefix_len=48, prefixes_per_worker=2, prompt_mean=12, max_prompt=24, output_mean=8, max_output=16,
-                 real_workers=3, real_requests=24, sim_workers=(8,), sim_requests_per_worker=30),
+                 real_workers=3, real_requests=18, sim_workers=(8,), sim_requests_per_worker=20),
     "small": dict(config="small", token_budget=512, max_batch=16, page_size=16, kv_tokens=8192, contexts=(256,),
                   prefix_len=256, prefixes_per_worker=4, prompt_mean=32, max_prompt=64, output_mean=32, max_output=64,
                   real_workers=4, real_requests=48, sim_workers=(8, 32), sim_requests_per_worker=40),
