@@ -107,7 +107,8 @@ def table(plans: list[dict]) -> str:
     def f(x, fmt):
         return "-" if x is None else format(x, fmt)
     head = ("| mix | req/s | prompt | output | prefix hit | prefill s/req | prefill workers (util) | decode batch | "
-            "decode step ms | decode workers (util) | colocated workers (throughput only) |\n|---|---|---|---|---|---|---|---|---|---|---|")
+            "decode step ms | decode workers (util) | colocated workers (throughput only) |\n"
+            + "|---" * 11 + "|")
     rows = []
     for p in plans:
         t, pf, d, c = p["traffic"], p["prefill"], p["decode"], p["colocated"]

@@ -88,8 +88,12 @@ def run_point(mode: str, policy: str, n: int, load: float, args, model, sm, voca
     return point
 
 
-def plot(report: dict, path: Path, y_keys=(("ttft_s", "p99", "TTFT p99 (s)"), ("goodput_requests_per_s", None,
-                                                                               "goodput (req/s in SLO)"))) -> None:
+PLOT_ROWS = (("ttft_s", "p99", "TTFT p99 (s)"), ("e2e_s", "p99", "end-to-end p99 (s)"),
+             ("goodput_requests_per_s", None, "goodput (req/s in SLO)"))
+
+
+def plot(report: dict, path: Path, y_keys=PLOT_ROWS) -> None:
+    """One column per run (real N, sim N...), one row per metric, one line per policy, x = offered load."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

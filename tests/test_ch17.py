@@ -142,7 +142,7 @@ def test_sim_worker_prefix_hits_and_returns_every_page():
 def test_engine_workers_give_the_single_engine_outputs():
     torch.manual_seed(0)
     model = Decoder(CONFIGS["tiny"]).eval()
-    w = Workload(rate=500.0, n_requests=10, prompt_mean=10, output_mean=5, max_prompt=20, max_output=8,
+    w = Workload(rate=200.0, n_requests=10, prompt_mean=10, output_mean=5, max_prompt=20, max_output=8,
                  prefix_len=16, n_prefixes=2, seed=3)
     reqs = poisson_requests(w, model.cfg.vocab)
     expected = generate_paged(model, [r.prompt for r in reqs], max_new_tokens=8)
@@ -206,8 +206,10 @@ def test_routing_command(tmp_path, sm_json):
     for run in rep["runs"].values():
         for points in run["points"].values():
             assert all(p["finished"] == p["requests"] for p in points)
-        # structural, not a speed: affinity sends each prefix home, round-robin spreads it
-        assert run["points"]["prefix_affinity"][0]["prefix_hit_rate"] > run["points"]["round_robin"][0]["prefix_hit_rate"]
+    # structural, not a speed (the simulation is deterministic): affinity sends each prefix home, round-robin
+    # spreads it over every worker
+    sim = rep["runs"]["sim N=8"]["points"]
+    assert sim["prefix_affinity"][0]["prefix_hit_rate"] > sim["round_robin"][0]["prefix_hit_rate"] + 0.2
 
 
 def test_admission_and_capacity_commands(tmp_path, sm_json, capsys):
