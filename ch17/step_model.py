@@ -113,20 +113,23 @@ def measure(model, *, budget: int, max_batch: int, contexts: tuple[int, ...], pa
     batches = sorted({min(max_batch, 1 << i) for i in range(12) if (1 << i) <= 2 * max_batch})
     for ctx in contexts:
         for b in batches:
-            pages = b * (-(-(ctx + reps + 2) // page_size)) + 1
+            # enough new tokens that the first sequences are still decoding when the last prompt is prefilled
+            n_new = -(-b * ctx // budget) + reps + 2
+            pages = b * (-(-(ctx + n_new) // page_size)) + 1
             eng = Engine(model, new_paged_cache(model, pages, page_size), max_batch=b, token_budget=max(budget, b))
             for i in range(b):
-                eng.add(Request(i, [(13 * i + j) % vocab for j in range(ctx)], reps + 2))
+                eng.add(Request(i, [(13 * i + j) % vocab for j in range(ctx)], n_new))
             while any(r.n_computed < len(r.prompt) for r in eng.running) or eng.waiting:
                 eng.step()  # prefill all of them (their first token comes with it)
-            times = []
+            times, kvs = [], []
             for _ in range(reps):
-                kv = sum(len(r.tokens) for r in eng.running)
+                kvs.append(sum(len(r.prompt) + len(r.output) for r in eng.running))
                 _sync(device)
                 t0 = time.perf_counter()
                 eng.step()
                 times.append(time.perf_counter() - t0)
-            samples.append((b, kv, statistics.median(times)))
+                assert eng.step_tokens[-1] == b, "every sequence decodes in a measured step"
+            samples.append((b, statistics.median(kvs), statistics.median(times)))
     return samples
 
 
