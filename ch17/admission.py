@@ -39,7 +39,7 @@ class PredictedTTFT:
     def predict(self, req, worker) -> float:
         budget, max_batch = self.sm.budget, self.sm.max_batch
         ahead = worker.pending_prefill_tokens() + len(req.prompt)
-        step = self.sm.step_time(budget, worker.kv_tokens() + ahead)
+        step = self.sm.step_time(budget, worker.kv_tokens() + ahead, 1 + worker.n_decoding())
         steps = math.ceil(ahead / max(1, budget - worker.n_decoding()))
         batch, queued = worker.batch(), len(worker.queue())
         if queued >= max_batch and batch:  # no free slot: wait for running requests to finish

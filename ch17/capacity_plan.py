@@ -10,7 +10,8 @@ rho = rate x s / n. The TTFT percentile is s + the waiting time's percentile, ta
 P(wait > x) = rho exp(-(1 - rho) x / s), an upper bound for deterministic service (a least-loaded router does
 better: the plan is conservative). n is the smallest count whose TTFT percentile meets the SLO.
 
-Decode pool. A step at batch B over contexts of mean length c lasts t(B) = fixed + per_token B + per_kv B c; every
+Decode pool. A step at batch B over contexts of mean length c lasts t(B) = fixed + (per_token + per_row) B +
+per_kv B c; every
 sequence in it gets one token, so TPOT = t(B). The largest batch a worker may run is the largest B with t(B) <=
 the TPOT SLO (also within max_batch and the KV pool: kv_tokens / (prompt + output)); a worker then produces
 B / t(B) tokens/s, and the pool needs rate x output / that many workers (rounded up).
@@ -153,8 +154,8 @@ def main(argv=None) -> int:
     mixes = [Traffic("given", args.rate, args.prompt, args.output, args.prefix_hit)] if args.rate else MIXES
     plans = [plan(sm, t, args.slo_ttft, args.slo_tpot, args.max_batch, args.kv_tokens, args.percentile / 100)
              for t in mixes]
-    print(f"step model: {sm.fixed_s * 1e3:.3f} ms + {sm.per_token_s * 1e6:.3f} us/token + {sm.per_kv_s * 1e9:.3f} "
-          f"ns/kv-token; SLO TTFT p{args.percentile:g} <= {args.slo_ttft} s, TPOT <= {args.slo_tpot} s")
+    print(f"step model: {sm.describe()}; SLO TTFT p{args.percentile:g} <= {args.slo_ttft} s, "
+          f"TPOT <= {args.slo_tpot} s")
     print(table(plans))
     common.write(args, "capacity_plan", model, step_model=sm.as_dict(), plans=plans,
                  slo={"ttft_s": args.slo_ttft, "tpot_s": args.slo_tpot, "percentile": args.percentile},

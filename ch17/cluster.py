@@ -34,6 +34,7 @@ def _outstanding(reqs) -> int:
 class EngineWorker:
     def __init__(self, engine: Engine):
         self.engine, self.clock, self._wall0 = engine, 0.0, None
+        self.steps: list[tuple[int, int, int, float]] = []
         self.sync = torch.cuda.synchronize if engine.cache.device.type == "cuda" else (lambda: None)
         engine.clock = self._now  # stamps first-token / finish times in this worker's own time
 
@@ -50,8 +51,12 @@ class EngineWorker:
         self.sync()
         self._wall0 = time.perf_counter()
         finished = self.engine.step()  # ends with a device sync (the sampled tokens go to the host)
-        self.clock += time.perf_counter() - self._wall0
+        dt = time.perf_counter() - self._wall0
+        self.clock += dt
         self._wall0 = None
+        if finished or self.engine.running:  # (tokens, context read, rows, seconds): to check the step model
+            kv = sum(r.n_computed for r in self.engine.running) + sum(r.n_computed for r in finished)
+            self.steps.append((self.engine.step_tokens[-1], kv, len(self.engine.running) + len(finished), dt))
         return finished
 
     def queue(self):
@@ -179,7 +184,7 @@ class SimWorker:
             budget -= n
         if not rows:
             return []
-        self.clock += self.sm.step_time(sum(n for _, n in rows), sum(r.n_computed + n for r, n in rows))
+        self.clock += self.sm.step_time(sum(n for _, n in rows), sum(r.n_computed + n for r, n in rows), len(rows))
         finished = []
         for r, n in rows:
             r.n_computed += n

@@ -104,6 +104,10 @@ def goal(name: str, what: str, value: float | None, arch: str) -> dict:
             "source": spec.get(f"source_{key}", spec.get("source", "")) if key else ""}
 
 
+def ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
 def arch_of(device: str) -> str:
     if not device.startswith("cuda"):
         return "cpu"

@@ -78,6 +78,10 @@ def run_point(mode: str, policy: str, n: int, load: float, args, model, sm, voca
     point = {"load": load, "rate": rate, **summarize(reqs, res["makespan_s"], slo["ttft_s"], slo["tpot_s"]),
              "rejected": len(res["rejected"]), "prefix_hit_rate": res["prefix_hit_rate"], "taken": res["taken"],
              "imbalance": max(res["taken"]) * n / max(1, sum(res["taken"]))}
+    if mode == "real":  # the real steps against the step model the simulation runs on
+        ratios = sorted(dt / sm.step_time(n, kv, rows) for w in workers for n, kv, rows, dt in w.steps)
+        point["step_measured_over_model"] = {f"p{q}": ratios[int(q / 100 * (len(ratios) - 1))]
+                                             for q in (10, 50, 90)} if ratios else None
     if keep_requests:
         point["_requests"] = reqs
     ms = lambda x: "-" if x is None else f"{x * 1e3:8.1f} ms"  # noqa: E731
@@ -86,6 +90,26 @@ def run_point(mode: str, policy: str, n: int, load: float, args, model, sm, voca
           f"{point['prefix_hit_rate']:.0%}, imbalance {point['imbalance']:.2f}, finished {point['finished']}/"
           f"{point['requests']}, rejected {point['rejected']}", flush=True)
     return point
+
+
+def simulator_check(real_run: dict, args, model, sm, vocab: int) -> list[dict]:
+    """The simulation at the real run's size, loads and requests, beside the real figures: how far to trust
+    the simulated clusters of 8..64 workers."""
+    rows = []
+    for policy, points in real_run["points"].items():
+        for real in points:
+            sim = run_point("sim", policy, real_run["workers"], real["load"], args, model, sm, vocab,
+                            real_run["requests"], label=f"{policy} (check)")
+            row = {"policy": policy, "load": real["load"]}
+            for key, sub in (("ttft_s", "p50"), ("ttft_s", "p99"), ("e2e_s", "p50"), ("output_tokens_per_s", None),
+                             ("prefix_hit_rate", None)):
+                r, m = (real[key][sub], sim[key][sub]) if sub else (real[key], sim[key])
+                row[f"{key}{'_' + sub if sub else ''}"] = {"real": r, "sim": m, "sim_over_real": common.ratio(m, r)}
+            rows.append(row)
+    within = [r["e2e_s_p50"]["sim_over_real"] for r in rows if r["e2e_s_p50"]["sim_over_real"] is not None]
+    if within:
+        print(f"simulator vs real (N={real_run['workers']}): e2e p50 sim/real from {min(within):.2f} to {max(within):.2f}")
+    return rows
 
 
 PLOT_ROWS = (("ttft_s", "p99", "TTFT p99 (s)"), ("e2e_s", "p99", "end-to-end p99 (s)"),
@@ -152,6 +176,8 @@ def main(argv=None) -> int:
                 for p in policies:
                     points[p].append(run_point(mode, p, n, load, args, model, sm, vocab, n_req))
             runs[f"{mode} N={n}"] = {"mode": mode, "workers": n, "requests": n_req, "points": points}
+    validation = simulator_check(runs["real N=%d" % s["real_workers"]], args, model, sm, vocab) \
+        if "real" in modes and "sim" in modes else None
     goals = []
     for label, run in runs.items():  # judged at each run's highest load, if both policies ran
         pts = run["points"]
@@ -162,6 +188,7 @@ def main(argv=None) -> int:
             goals.append({"run": label, **common.goal("routing", f"{label}: round-robin / prefix-affinity TTFT p99 "
                                                       "at the highest load", ratio, common.arch_of(args.device))})
     report = common.write(args, "routing", model, step_model=sm.as_dict(), slo=common.SLO[args.size],
+                          simulator_vs_real=validation,
                           worker_rate=common.worker_rate(sm, args.size), goals=goals, runs=runs)
     if args.plot:
         plot(report, args.plot)

@@ -6,12 +6,14 @@ admission and capacity decision in this chapter rests on.
 One step of the engine (`inference.scheduler.Engine.step`) is one forward pass over a packed row of tokens. Its
 time is modelled as
 
-    t(tokens, kv) = fixed + per_token * tokens + per_kv * kv
+    t(tokens, kv, rows) = fixed + per_token * tokens + per_kv * kv + per_row * rows
 
 fixed: launches, Python scheduling and reading every weight once (a decode step at batch 1 is almost all of this);
 per_token: the FLOPs of each packed token (2 * n_params); per_kv: attention over the keys/values each row reads
-(`kv` = the context lengths of all rows summed). The fit is least squares over measured prefill chunks (1 row of
-16..budget tokens) and decode steps (batch 1..max_batch at two context lengths), clipped to non-negative terms.
+(`kv` = the context lengths of all rows summed); per_row: what each sequence in the step adds (its own attention
+call per layer for a prefill chunk, its bookkeeping). The fit is least squares over measured prefill steps (one
+prompt of 16..budget tokens; k prompts sharing a full budget) and decode steps (batch 1..max_batch at each
+context length), clipped to non-negative terms.
 
 What it gives the rest of the chapter: prefill capacity (tokens/s at a full budget), decode step time vs batch,
 and a clock for the simulated workers (`ch17.cluster.SimWorker`), so the simulation scales to 64 workers with
@@ -44,13 +46,14 @@ class StepModel:
     per_kv_s: float
     budget: int = 512         # the engine's token budget per step it was measured with
     max_batch: int = 64
+    per_row_s: float = 0.0
 
-    def step_time(self, tokens: int, kv: int = 0) -> float:
-        return self.fixed_s + self.per_token_s * tokens + self.per_kv_s * kv
+    def step_time(self, tokens: int, kv: float = 0, rows: int = 1) -> float:
+        return self.fixed_s + self.per_token_s * tokens + self.per_kv_s * kv + self.per_row_s * rows
 
     def decode_step_time(self, batch: int, context: float) -> float:
         """A decode step of `batch` sequences of mean length `context`."""
-        return self.step_time(batch, batch * context)
+        return self.step_time(batch, batch * context, batch)
 
     def prefill_time(self, prompt: int) -> float:
         """One prompt prefilled alone, in chunks of the budget (each chunk reads the keys before it)."""
@@ -65,25 +68,31 @@ class StepModel:
         """Prefill capacity: full-budget steps back to back."""
         return self.budget / self.step_time(self.budget, context + self.budget)
 
+    def describe(self) -> str:
+        return (f"{self.fixed_s * 1e3:.3f} ms + {self.per_token_s * 1e6:.3f} us/token + {self.per_kv_s * 1e9:.3f} "
+                f"ns/kv-token + {self.per_row_s * 1e6:.3f} us/row")
+
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> StepModel:
-        return cls(**{k: d[k] for k in ("fixed_s", "per_token_s", "per_kv_s", "budget", "max_batch")})
+        return cls(**{k: d[k] for k in ("fixed_s", "per_token_s", "per_kv_s", "budget", "max_batch")},
+                   per_row_s=d.get("per_row_s", 0.0))
 
 
-def fit(samples: list[tuple[int, int, float]], budget: int, max_batch: int) -> tuple[StepModel, float]:
-    """Least squares of (tokens, kv, seconds) samples; returns the model and its worst relative error."""
-    a = np.array([[1.0, n, kv] for n, kv, _ in samples])
-    y = np.array([t for _, _, t in samples])
+def fit(samples: list[tuple[int, float, int, float]], budget: int, max_batch: int) -> tuple[StepModel, float]:
+    """Least squares of (tokens, kv, rows, seconds) samples; returns the model and its worst relative error."""
+    a = np.array([[1.0, n, kv, rows] for n, kv, rows, _ in samples])
+    y = np.array([t for *_, t in samples])
+    keep = np.ones(4, dtype=bool)
     coef = np.linalg.lstsq(a, y, rcond=None)[0]
-    if (coef < 0).any():  # a negative slope is noise: drop that term and refit the rest
-        keep = coef >= 0
-        coef = np.zeros(3)
-        coef[keep] = np.linalg.lstsq(a[:, keep], y, rcond=None)[0].clip(min=0)
-    model = StepModel(float(coef[0]), float(coef[1]), float(coef[2]), budget, max_batch)
-    worst = max(abs(model.step_time(n, kv) - t) / t for n, kv, t in samples)
+    while (coef[keep] < 0).any():  # a negative term is noise: drop the most negative and refit the rest
+        keep[np.flatnonzero(keep)[np.argmin(coef[keep])]] = False
+        coef = np.zeros(4)
+        coef[keep] = np.linalg.lstsq(a[:, keep], y, rcond=None)[0]
+    model = StepModel(float(coef[0]), float(coef[1]), float(coef[2]), budget, max_batch, float(coef[3]))
+    worst = max(abs(model.step_time(n, kv, rows) - t) / t for n, kv, rows, t in samples)
     return model, worst
 
 
@@ -94,9 +103,10 @@ def _sync(device) -> None:
 
 @torch.no_grad()
 def measure(model, *, budget: int, max_batch: int, contexts: tuple[int, ...], page_size: int = 16,
-            reps: int = 3) -> list[tuple[int, int, float]]:
-    """(tokens, kv, seconds) per measured step: prefill chunks of 16..budget tokens, then decode steps at batch
-    1..max_batch for each context length. Each point is the median of `reps` steps."""
+            reps: int = 5) -> list[tuple[int, int, float]]:
+    """(tokens, kv, rows, seconds) per measured step: one prompt of 16..budget tokens; k = 2, 4, .. prompts
+    sharing a full budget; decode steps at batch 1..max_batch for each context length. Each point is the median
+    of `reps` steps."""
     vocab, device = model.cfg.vocab, model.output.weight.device
     samples = []
     sizes = sorted({min(budget, 16 << i) for i in range(16) if (16 << i) <= 2 * budget} | {budget})
@@ -109,7 +119,21 @@ def measure(model, *, budget: int, max_batch: int, contexts: tuple[int, ...], pa
             t0 = time.perf_counter()
             eng.step()
             times.append(time.perf_counter() - t0)
-        samples.append((n, n, statistics.median(times)))
+        samples.append((n, n, 1, statistics.median(times)))
+    for k in (2, 4, 8):  # k prompts prefilled in one step: the same tokens in more rows
+        if k > max_batch or budget // k < 1:
+            continue
+        n, times = budget // k, []
+        for rep in range(reps):
+            eng = Engine(model, new_paged_cache(model, k * (-(-(n + 1) // page_size)) + 1, page_size),
+                         max_batch=k, token_budget=budget)
+            for i in range(k):
+                eng.add(Request(i, [(5 * i + 3 * j + rep) % vocab for j in range(n)], 1))
+            _sync(device)
+            t0 = time.perf_counter()
+            eng.step()
+            times.append(time.perf_counter() - t0)
+        samples.append((k * n, k * n, k, statistics.median(times)))
     batches = sorted({min(max_batch, 1 << i) for i in range(12) if (1 << i) <= 2 * max_batch})
     for ctx in contexts:
         for b in batches:
@@ -129,7 +153,7 @@ def measure(model, *, budget: int, max_batch: int, contexts: tuple[int, ...], pa
                 eng.step()
                 times.append(time.perf_counter() - t0)
                 assert eng.step_tokens[-1] == b, "every sequence decodes in a measured step"
-            samples.append((b, statistics.median(kvs), statistics.median(times)))
+            samples.append((b, statistics.median(kvs), b, statistics.median(times)))
     return samples
 
 
@@ -144,13 +168,13 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     samples = measure(model, budget=s["token_budget"], max_batch=s["max_batch"], contexts=s["contexts"])
     sm, worst = fit(samples, s["token_budget"], s["max_batch"])
-    print(f"step time = {sm.fixed_s * 1e3:.3f} ms + {sm.per_token_s * 1e6:.3f} us/token + {sm.per_kv_s * 1e9:.3f} "
-          f"ns/kv-token (worst relative error {worst:.0%}, {len(samples)} points, {time.perf_counter() - t0:.1f} s)")
+    print(f"step time = {sm.describe()} (worst relative error {worst:.0%}, {len(samples)} points, "
+          f"{time.perf_counter() - t0:.1f} s)")
     print(f"prefill capacity {sm.prefill_tokens_per_s():.0f} tokens/s; decode step at batch 1 / {s['max_batch']} "
           f"(context {s['contexts'][0]}): {sm.decode_step_time(1, s['contexts'][0]) * 1e3:.2f} / "
           f"{sm.decode_step_time(s['max_batch'], s['contexts'][0]) * 1e3:.2f} ms")
     common.write(args, "step_model", model, step_model=sm.as_dict(), worst_relative_error=worst,
-                 samples=[{"tokens": n, "kv": kv, "seconds": t} for n, kv, t in samples])
+                 samples=[{"tokens": n, "kv": kv, "rows": rows, "seconds": t} for n, kv, rows, t in samples])
     return 0
 
 

@@ -63,12 +63,14 @@ def test_prefill_time_chunks_by_budget():
 
 
 def test_fit_recovers_a_known_model():
-    true = StepModel(0.004, 2e-5, 3e-8)
-    samples = [(n, kv, true.step_time(n, kv)) for n, kv in
-               [(16, 16), (64, 64), (512, 512), (1, 100), (8, 4000), (32, 30000), (4, 500)]]
-    sm, worst = step_model.fit(samples, 512, 32)
+    true = StepModel(0.004, 2e-5, 3e-8, per_row_s=1e-4)
+    shapes = [(16, 16, 1), (64, 64, 1), (512, 512, 1), (512, 512, 4), (1, 100, 1), (8, 4000, 8), (32, 30000, 32)]
+    sm, worst = step_model.fit([(n, kv, k, true.step_time(n, kv, k)) for n, kv, k in shapes], 512, 32)
     assert worst < 1e-6
-    assert (sm.fixed_s, sm.per_token_s, sm.per_kv_s) == pytest.approx((0.004, 2e-5, 3e-8), rel=1e-6)
+    assert (sm.fixed_s, sm.per_token_s, sm.per_kv_s, sm.per_row_s) == pytest.approx((0.004, 2e-5, 3e-8, 1e-4), rel=1e-6)
+    # a negative term (noise) is dropped, not kept: here no time grows with kv
+    flat = [(n, kv, k, 0.004 + 2e-5 * n - (1e-9 * kv if kv > 1000 else 0)) for n, kv, k in shapes]
+    assert step_model.fit(flat, 512, 32)[0].per_kv_s == 0
 
 
 # ---- routers ----
@@ -185,7 +187,7 @@ def test_early_rejection_holds_goodput_under_overload():
 @pytest.fixture
 def sm_json(tmp_path):
     path = tmp_path / "sm.json"
-    path.write_text(json.dumps({"step_model": StepModel(0.001, 5e-6, 1e-6, 64, 8).as_dict()}))
+    path.write_text(json.dumps({"step_model": StepModel(0.001, 5e-6, 1e-6, 64, 8, 2e-5).as_dict()}))
     return path
 
 
