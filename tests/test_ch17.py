@@ -200,11 +200,12 @@ def test_step_model_command(tmp_path):
 
 
 def test_routing_command(tmp_path, sm_json):
-    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    out = tmp_path / "r.json"
     assert routing.main(["--size", "tiny", "--device", "cpu", "--step-model", str(sm_json), "--json", str(out),
-                         "--plot", str(png)]) == 0
+                         "--policies", "round_robin,prefix_affinity"]) == 0
     rep = json.loads(out.read_text())
-    assert set(rep["runs"]) == {"real N=3", "sim N=8"} and png.stat().st_size > 0 and rep["goals"]
+    assert set(rep["runs"]) == {"real N=3", "sim N=8"} and rep["goals"] and len(rep["simulator_vs_real"]) == 4
+    assert all(p["step_measured_over_model"]["p50"] > 0 for p in rep["runs"]["real N=3"]["points"]["round_robin"])
     for run in rep["runs"].values():
         for points in run["points"].values():
             assert all(p["finished"] == p["requests"] for p in points)
