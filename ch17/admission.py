@@ -9,7 +9,8 @@ met it) collapses while the server is busier than ever. Refusing at the door the
 
 The prediction (`PredictedTTFT`) uses only what the worker knows at arrival and its measured capacity (the step
 model of `ch17.step_model`): the prompt tokens queued ahead of the request plus its own, prefilled at
-(token budget - running decodes) tokens per step, each step lasting t(budget) at the worker's live KV; plus, when
+(token budget - running decodes) tokens per step, each step as long as the step model says for those tokens and
+the worker's live KV; plus, when
 the batch is full, the steps until a slot frees (the queue beyond the batch limit, times the mean remaining output
 of the running requests over the batch size). Admit iff the prediction <= SLO TTFT x margin.
 
@@ -39,8 +40,9 @@ class PredictedTTFT:
     def predict(self, req, worker) -> float:
         budget, max_batch = self.sm.budget, self.sm.max_batch
         ahead = worker.pending_prefill_tokens() + len(req.prompt)
-        step = self.sm.step_time(budget, worker.kv_tokens() + ahead, 1 + worker.n_decoding())
-        steps = math.ceil(ahead / max(1, budget - worker.n_decoding()))
+        decoding = worker.n_decoding()
+        step = self.sm.step_time(min(budget, ahead + decoding), worker.kv_tokens() + ahead, 1 + decoding)
+        steps = math.ceil(ahead / max(1, budget - decoding))
         batch, queued = worker.batch(), len(worker.queue())
         if queued >= max_batch and batch:  # no free slot: wait for running requests to finish
             remaining = statistics.fmean(r.max_new_tokens - len(r.output) for r in batch)
