@@ -12,7 +12,8 @@ model of `ch17.step_model`): the prompt tokens queued ahead of the request plus 
 (token budget - running decodes) tokens per step, each step as long as the step model says for those tokens and
 the worker's live KV; plus, when
 the batch is full, the steps until a slot frees (the queue beyond the batch limit, times the mean remaining output
-of the running requests over the batch size). Admit iff the prediction <= SLO TTFT x margin.
+of the running requests over the batch size); plus what is left of the step in flight. Admit iff the prediction
+<= SLO TTFT x margin.
 
 Runs: `sim` (N simulated workers, least-outstanding-tokens routing) and `real` (engines on their own clocks,
 `ch17.cluster`), each at offered loads of 0.5x to 3x the estimated capacity (`common.worker_rate`), admitting
@@ -47,7 +48,7 @@ class PredictedTTFT:
         if queued >= max_batch and batch:  # no free slot: wait for running requests to finish
             remaining = statistics.fmean(r.max_new_tokens - len(r.output) for r in batch)
             steps += math.ceil((queued - max_batch + 1) * remaining / len(batch))
-        return steps * step
+        return max(0.0, worker.clock - req.arrival) + steps * step  # the step in flight ends first
 
     def __call__(self, req, worker) -> bool:
         t = self.predict(req, worker)
