@@ -10,10 +10,9 @@ met it) collapses while the server is busier than ever. Refusing at the door the
 The prediction (`PredictedTTFT`) uses only what the worker knows at arrival and its measured capacity (the step
 model of `ch17.step_model`): the prompt tokens queued ahead of the request plus its own, prefilled at
 (token budget - running decodes) tokens per step, each step as long as the step model says for those tokens and
-the worker's live KV; plus, when
-the batch is full, the steps until a slot frees (the queue beyond the batch limit, times the mean remaining output
-of the running requests over the batch size); plus what is left of the step in flight. Admit iff the prediction
-<= SLO TTFT x margin.
+the worker's live KV; plus, when the batch is full, the steps until a slot frees (the queue beyond the batch
+limit, times the mean remaining output of the running requests over the batch size); plus what is left of the
+step in flight. Admit iff the prediction <= SLO TTFT x margin.
 
 Runs: `sim` (N simulated workers, least-outstanding-tokens routing) and `real` (engines on their own clocks,
 `ch17.cluster`), each at offered loads of 0.5x to 3x the estimated capacity (`common.worker_rate`), admitting
