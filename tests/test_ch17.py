@@ -178,8 +178,10 @@ def test_early_rejection_holds_goodput_under_overload():
     assert on["ttft_s"]["p99"] < off["ttft_s"]["p99"]
     err = admission.prediction_error(adm, reqs)
     assert 0.2 < err["median"] < 5  # the prediction is of the right order
-    light, res_light, _, _ = _overload(True, rate=20.0)
+    light, res_light, adm_light, reqs_light = _overload(True, rate=20.0)
     assert not res_light["rejected"]  # under light load nothing is refused
+    # ... and the simulation follows the step model the prediction uses: the median prediction is exact
+    assert admission.prediction_error(adm_light, reqs_light)["median"] == pytest.approx(1.0, rel=0.02)
 
 
 # ---- the commands ----
