@@ -148,8 +148,8 @@ def main(argv=None) -> int:
             if model is None:
                 return 2
         sm = common.get_step_model(args, model)
-    except (OSError, ValueError, KeyError) as e:
-        print(f"capacity_plan: cannot read {args.step_model}: {e}", file=sys.stderr)
+    except ValueError as e:
+        print(f"capacity_plan: {e}", file=sys.stderr)
         return 2
     mixes = [Traffic("given", args.rate, args.prompt, args.output, args.prefix_hit)] if args.rate else MIXES
     plans = [plan(sm, t, args.slo_ttft, args.slo_tpot, args.max_batch, args.kv_tokens, args.percentile / 100)

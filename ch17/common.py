@@ -82,7 +82,10 @@ def get_step_model(args, model):
     """The step model: read from --step-model (a ch17.step_model JSON) or measured now on `model`."""
     from ch17 import step_model
     if getattr(args, "step_model", None):
-        return step_model.load(args.step_model)
+        try:
+            return step_model.load(args.step_model)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"cannot read the step model {args.step_model}: {e}") from e
     s = SIZES[args.size]
     samples = step_model.measure(model, budget=s["token_budget"], max_batch=s["max_batch"], contexts=s["contexts"])
     return step_model.fit(samples, s["token_budget"], s["max_batch"])[0]

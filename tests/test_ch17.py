@@ -235,6 +235,9 @@ def test_bad_input_exits_2(tmp_path, capsys):
     assert capacity_plan.main(["--step-model", str(tmp_path / "missing.json")]) == 2
     assert capacity_plan.main(["--prefix-hit", "1.5", "--step-model", "x"]) == 2
     assert routing.main(["--modes", "both", "--size", "tiny", "--device", "cpu"]) == 2
+    assert routing.main(["--size", "tiny", "--step-model", str(tmp_path / "missing.json")]) == 2
+    (tmp_path / "bad.json").write_text("{}")
+    assert admission.main(["--size", "tiny", "--step-model", str(tmp_path / "bad.json")]) == 2
     assert admission.main(["--margin", "0", "--size", "tiny", "--device", "cpu"]) == 2
     if not torch.cuda.is_available():
         assert step_model.main(["--size", "tiny", "--device", "cuda"]) == 2
