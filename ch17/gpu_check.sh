@@ -20,11 +20,11 @@ step env "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, to
 step tests timeout 120 "$PY" -m pytest -q tests/test_ch17.py
 step step_model timeout 120 "$PY" -m ch17.step_model --size "$SIZE" --device cuda --json "$SM"
 SMARG=(); [ -s "$SM" ] && SMARG=(--step-model "$SM")   # else each command measures its own
-step routing timeout 240 "$PY" -m ch17.routing --size "$SIZE" --device cuda "${SMARG[@]}" --wall-limit 25 \
+step routing timeout 240 "$PY" -m ch17.routing --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 25 \
     --json "$OUT/routing.json" --plot "$OUT/routing.png"
-step admission timeout 200 "$PY" -m ch17.admission --size "$SIZE" --device cuda "${SMARG[@]}" --wall-limit 20 \
+step admission timeout 200 "$PY" -m ch17.admission --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 20 \
     --json "$OUT/admission.json" --plot "$OUT/admission.png"
-step capacity_plan timeout 60 "$PY" -m ch17.capacity_plan --size "$SIZE" --device cuda "${SMARG[@]}" --json "$OUT/capacity_plan.json"
+step capacity_plan timeout 60 "$PY" -m ch17.capacity_plan --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --json "$OUT/capacity_plan.json"
 
 echo "=== summary: ${#failed[@]} step(s) failed${failed:+: ${failed[*]}}" | tee -a "$LOG"
 [ ${#failed[@]} -eq 0 ]
