@@ -67,7 +67,7 @@ def prediction_error(policy: PredictedTTFT, point_reqs) -> dict | None:
 
 
 LOADS = {"tiny": (0.5, 1.0, 3.0), "small": (0.5, 1.0, 2.0, 3.0), "full": (0.5, 1.0, 1.5, 2.0, 3.0)}
-REAL_LOADS = {"tiny": (0.5, 3.0), "small": (0.5, 1.0, 3.0), "full": (0.5, 1.0, 2.0, 3.0)}
+REAL_LOADS = {"tiny": (0.5, 3.0), "small": (0.5, 1.0, 3.0), "full": (0.5, 1.0, 3.0)}
 
 
 def main(argv=None) -> int:

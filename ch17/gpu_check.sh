@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Chapter 17 on a GPU node, in one go (about 3 minutes on an H200), from the repository root:
+# Chapter 17 on a GPU node, in one go (about 3 minutes on an H200; each real-engine point is cut at 12-15 s, so at
+# most ~4.5 minutes), from the repository root:
 #
 #   OUT=/some/dir bash ch17/gpu_check.sh [--size full|small|tiny]
 #
@@ -20,9 +21,9 @@ step env "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, to
 step tests timeout 120 "$PY" -m pytest -q tests/test_ch17.py
 step step_model timeout 120 "$PY" -m ch17.step_model --size "$SIZE" --device cuda --json "$SM"
 SMARG=(); [ -s "$SM" ] && SMARG=(--step-model "$SM")   # else each command measures its own
-step routing timeout 240 "$PY" -m ch17.routing --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 25 \
+step routing timeout 240 "$PY" -m ch17.routing --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 15 \
     --json "$OUT/routing.json" --plot "$OUT/routing.png"
-step admission timeout 200 "$PY" -m ch17.admission --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 20 \
+step admission timeout 200 "$PY" -m ch17.admission --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 12 \
     --json "$OUT/admission.json" --plot "$OUT/admission.png"
 step capacity_plan timeout 60 "$PY" -m ch17.capacity_plan --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --json "$OUT/capacity_plan.json"
 
