@@ -57,7 +57,7 @@ def setup(size, device, seed):
     g = torch.Generator(device=device).manual_seed(seed)
     lengths = torch.randint(lo, hi + 1, (b,), generator=torch.Generator().manual_seed(seed)).tolist()
     k, v, table = make_pool(lengths, ps, hkv, hd, dtype, device, g)
-    q = torch.randn(b, hq, hd, generator=g, device=device).to(dtype)
+    q = (2 * torch.randn(b, hq, hd, generator=g, device=device)).to(dtype)  # scores of std ~2: peaked enough
     return {"q": q, "k": k, "v": v, "block_table": table,
             "lengths": torch.tensor(lengths, dtype=torch.int32, device=device), "page_size": ps}
 
@@ -198,7 +198,7 @@ EXAMPLE = Example(
     bytes_moved=kv_bytes,
     flops=flops,
     flops_dtype="bf16",
-    tolerance=(2e-2, 2e-2),  # bf16 inputs, fp32 softmax in every variant; sums in another order
+    tolerance=(2e-2, 1e-2),  # bf16 inputs, fp32 softmax in every variant; sums in another order
 )
 
 if __name__ == "__main__":
