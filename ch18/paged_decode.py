@@ -51,8 +51,10 @@ def make_pool(lengths: list[int], page_size: int, kv_heads: int, head_dim: int, 
     return k, v, table.to(device)
 
 
-def setup(size, device, seed):
+def setup(size, device, seed, page_size=None):
+    """page_size: the size's own unless given (the page-size sweep, ch18/kv_page_sweep.py)."""
     b, hq, hkv, hd, ps, (lo, hi) = SHAPES[size]
+    ps = page_size or ps
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32  # interpreter: fp32 dots only
     g = torch.Generator(device=device).manual_seed(seed)
     lengths = torch.randint(lo, hi + 1, (b,), generator=torch.Generator().manual_seed(seed)).tolist()
