@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 # batch, heads, tokens, head_dim, window, prefix, mean document length
-SIZES = {"tiny": (1, 2, 256, 32, 64, 64, 48), "small": (2, 8, 2048, 64, 256, 512, 256),
+SIZES = {"tiny": (1, 2, 128, 16, 32, 32, 24), "small": (2, 8, 2048, 64, 256, 512, 256),
          "full": (4, 16, 8192, 128, 1024, 2048, 1024)}
 MASKS = ("causal", "sliding_window", "document", "prefix_lm")
 GOALS = {("causal", "sdpa_flash"): 0.85, ("sliding_window", "sdpa_dense_mask"): 2.0,
