@@ -23,9 +23,9 @@ bandwidth. FLOPs: 2 x 32 x 128 x 8192 x (576 + 512) = 73 GFLOP for attention (+ 
 intensity of ~240 FLOP/byte: at 16 heads per tile the tensor cores are not the limit, the cache read is.
 Goal: triton_mla >= 0.7 of copy bandwidth (bytes above); >= 10x the naive baseline.
 """
-import math
+import math  # noqa: I001 (ch14.triton_runtime must come before triton)
 
-import torch  # noqa: I001 (ch14.triton_runtime must come before triton)
+import torch
 import torch.nn.functional as F
 
 from ch14.triton_runtime import INTERPRET, TRITON

@@ -21,9 +21,9 @@ Bound: the KV bytes read once, sum(lengths) * kv_heads * head_dim * 2 (k, v) * 2
 ~0.19 ms at the H200's 4.2 TB/s copy bandwidth; the gather baseline moves about 3x that (read, write padded,
 read again). Goal: the paged kernels >= 2x the gather baseline, triton_paged >= 0.7 of copy bandwidth.
 """
-import math
+import math  # noqa: I001 (ch14.triton_runtime must come before triton)
 
-import torch  # noqa: I001 (ch14.triton_runtime must come before triton)
+import torch
 import torch.nn.functional as F
 
 from ch14.triton_runtime import INTERPRET, TRITON
