@@ -39,8 +39,8 @@ SIZES = {"tiny": dict(config="tiny", requests=12, prompt_mean=24, output_mean=8,
                       kv_tokens=2048, max_batch=64, token_budget=256),
          "small": dict(config="small", requests=48, prompt_mean=256, output_mean=128, max_prompt=1024, max_output=512,
                        kv_tokens=16384, max_batch=64, token_budget=1024),
-         "full": dict(config="1b", requests=64, prompt_mean=256, output_mean=128, max_prompt=1024, max_output=512,
-                      kv_tokens=16384, max_batch=64, token_budget=2048)}
+         "full": dict(config="1b", requests=48, prompt_mean=256, output_mean=128, max_prompt=1024, max_output=256,
+                      kv_tokens=12288, max_batch=64, token_budget=2048)}
 
 
 def utilization(lengths: list[int], page: int, kv_tokens: int) -> dict:

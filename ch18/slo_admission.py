@@ -47,9 +47,9 @@ SIZES = {"tiny": dict(config="tiny", requests=24, prompt_mean=24, output_mean=8,
          "small": dict(config="small", requests=64, prompt_mean=256, output_mean=64, max_prompt=1024, max_output=256,
                        kv_tokens=65536, max_batch=32, token_budget=1024, page_size=16, slo_ttft=0.5, slo_tpot=0.1,
                        rates=(4.0, 16.0, 64.0)),
-         "full": dict(config="1b", requests=96, prompt_mean=512, output_mean=64, max_prompt=2048, max_output=256,
+         "full": dict(config="1b", requests=64, prompt_mean=512, output_mean=64, max_prompt=2048, max_output=256,
                       kv_tokens=131072, max_batch=32, token_budget=1024, page_size=16, slo_ttft=0.5, slo_tpot=0.1,
-                      rates=(8.0, 32.0, 128.0))}
+                      rates=(16.0, 64.0, 256.0))}
 
 
 class SLOAdmission(Engine):
