@@ -11,16 +11,19 @@ projected back after the softmax. The cache is read as stored, once per step.
 
 - `naive_decompress` (baseline): decompress K and V for every cached token, then SDPA; what one writes first.
 - `absorbed_torch` (optimized): the absorbed math in PyTorch (bmm/einsum over the latent cache).
-- `triton_mla` (optimized): one Triton program per (16 heads, sequence) streams the latent cache in BLOCK_N-token
-  tiles: scores by two tensor-core dots (latent and rope parts), an online softmax, P @ c accumulated in fp32
-  (16 x 512). The 8 head blocks of a sequence run side by side, so its cache comes from DRAM about once
-  (the other reads hit L2); the absorption matmuls before and after are cuBLAS.
+- `triton_mla` (optimized): one Triton program per (BLOCK_H heads, sequence) streams the latent cache in
+  BLOCK_N-token tiles: scores by two tensor-core dots (latent and rope parts), an online softmax, P @ c
+  accumulated in fp32 (BLOCK_H x 512). The head blocks of a sequence run side by side, so its cache comes from
+  DRAM about once and from L2 heads / BLOCK_H times: at 16 heads per block that L2 traffic (8 x 302 MB), not
+  DRAM, would be the limit, hence BLOCK_H up to 64 (the autotuner picks, at the first call). The absorption
+  matmuls before and after are cuBLAS.
 
 Shapes at `full`: DeepSeek-V2's attention (128 heads, kv_lora_rank 512, qk_nope 128, rope 64, v 128), 32
 sequences of 8192 cached tokens, bf16. Bytes per step: the latent cache 32 x 8192 x 576 x 2 = 302 MB, plus the
 absorption weights (2 x 128 x 128 x 512 x 2 = 33.6 MB) and the queries: ~0.08 ms at the H200's 4.2 TB/s copy
 bandwidth. FLOPs: 2 x 32 x 128 x 8192 x (576 + 512) = 73 GFLOP for attention (+ 8.6 GFLOP absorption), an
-intensity of ~240 FLOP/byte: at 16 heads per tile the tensor cores are not the limit, the cache read is.
+intensity of ~240 FLOP/byte: the tensor cores are not the limit, the cache read is (from DRAM once, from L2
+once per head block).
 Goal: triton_mla >= 0.7 of copy bandwidth (bytes above); >= 10x the naive baseline.
 """
 import math  # noqa: I001 (ch14.triton_runtime must come before triton)
@@ -36,7 +39,6 @@ from harness import Example, Variant, main
 # batch, heads, cached tokens, kv_lora_rank, rope dim, qk_nope dim, v dim
 SHAPES = {"tiny": (2, 16, 37, 64, 16, 32, 32), "small": (8, 128, 2048, 512, 64, 128, 128),
           "full": (32, 128, 8192, 512, 64, 128, 128)}
-BLOCK_H = 16
 
 
 def setup(size, device, seed):
@@ -76,8 +78,26 @@ def absorbed_torch(inputs):
     return torch.einsum("bhr,hdr->bhd", out_lat, w_uv)
 
 
+def _config(block_h, block_n, warps, stages):
+    return triton.Config({"BLOCK_H": block_h, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages)
+
+
+# BLOCK_H is the knob that matters: a sequence's latent is read from L2 once per head block (heads / BLOCK_H times),
+# so 16 heads per program reads it 8x from L2 at 128 heads, 64 heads 2x, at the price of a (BLOCK_H x 512) fp32
+# accumulator in registers. Configurations that do not fit (registers, shared memory) are dropped by the autotuner.
+GPU_CONFIGS = [_config(16, 32, 4, 2), _config(32, 32, 8, 2), _config(32, 64, 8, 2), _config(64, 32, 8, 2),
+               _config(64, 32, 16, 2), _config(64, 16, 8, 3)]
+CONFIGS = [_config(16, 16, 4, 1)] if INTERPRET else GPU_CONFIGS
+
+
+def _fits_heads(configs, named_args, **kwargs):
+    """Only head blocks that divide the head count (tiny sizes have 16 heads)."""
+    return [c for c in configs if named_args["n_heads"] % c.kwargs["BLOCK_H"] == 0] or configs[:1]
+
+
+@triton.autotune(configs=CONFIGS, key=["n_tokens", "n_heads"], prune_configs_by={"early_config_prune": _fits_heads})
 @triton.jit
-def mla_decode_kernel(q_ptr, latent_ptr, out_ptr, n_tokens, scale,
+def mla_decode_kernel(q_ptr, latent_ptr, out_ptr, n_tokens, n_heads, scale,
                       stride_qb, stride_qh, stride_lb, stride_ln, stride_ob, stride_oh,
                       RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr):
     hb = tl.program_id(0)  # head block first: the programs of one sequence run together and share its cache in L2
@@ -114,13 +134,13 @@ def triton_mla(inputs):
     q_nope, q_rope, latent, w_uk, w_uv = (inputs[n] for n in ("q_nope", "q_rope", "latent", "w_uk", "w_uv"))
     b, h, _ = q_nope.shape
     rank, dr = w_uk.shape[2], q_rope.shape[-1]
-    assert h % BLOCK_H == 0, f"heads ({h}) must be a multiple of {BLOCK_H}"
+    assert h % 16 == 0, f"heads ({h}) must be a multiple of 16 (the smallest head block)"
     q_full = torch.cat([torch.einsum("bhd,hdr->bhr", q_nope, w_uk), q_rope], dim=-1).contiguous()
     out_lat = torch.empty(b, h, rank, device=q_nope.device, dtype=q_nope.dtype)
-    mla_decode_kernel[(h // BLOCK_H, b)](
-        q_full, latent, out_lat, latent.shape[1], 1.0 / math.sqrt(q_nope.shape[-1] + dr),
+    mla_decode_kernel[lambda meta: (h // meta["BLOCK_H"], b)](
+        q_full, latent, out_lat, latent.shape[1], h, 1.0 / math.sqrt(q_nope.shape[-1] + dr),
         q_full.stride(0), q_full.stride(1), latent.stride(0), latent.stride(1), out_lat.stride(0), out_lat.stride(1),
-        RANK=rank, ROPE=dr, BLOCK_H=BLOCK_H, BLOCK_N=16 if INTERPRET else 32, num_warps=4, num_stages=2)
+        RANK=rank, ROPE=dr)
     return torch.einsum("bhr,hdr->bhd", out_lat, w_uv)
 
 
