@@ -14,8 +14,10 @@ each page where it lies, once:
   variant (eager flex on the CPU materializes scores over the whole pool: the tests check it there, untimed).
 
 Layout as in the engine: k/v pools (slots, kv_heads, head_dim), slot = page * page_size + offset; pages are
-handed out shuffled, so a sequence's pages are scattered over the pool. Shapes at `full` are one layer of the
-8B config (32 query heads, 8 kv heads, head_dim 128), 32 sequences of 4096..8192 tokens, pages of 128 tokens.
+handed out shuffled, so a sequence's pages are scattered over the pool; the pool has room for every sequence at
+the longest length, so shapes do not change with the lengths drawn (compiled flex would recompile). Shapes at
+`full` are one layer of the 8B config (32 query heads, 8 kv heads, head_dim 128), 32 sequences of 4096..8192
+tokens, pages of 128 tokens.
 
 Bound: the KV bytes read once, sum(lengths) * kv_heads * head_dim * 2 (k, v) * 2 bytes = ~0.8 GB at full, so
 ~0.19 ms at the H200's 4.2 TB/s copy bandwidth; the gather baseline moves about 3x that (read, write padded,
@@ -36,16 +38,19 @@ SHAPES = {"tiny": (3, 4, 2, 16, 16, (5, 40)), "small": (16, 32, 8, 128, 64, (512
           "full": (32, 32, 8, 128, 128, (4096, 8192))}
 
 
-def make_pool(lengths: list[int], page_size: int, kv_heads: int, head_dim: int, dtype, device, g, spare: int = 4):
-    """A shuffled pool of pages holding each sequence's keys/values, and the block tables that find them."""
-    need = [-(-n // page_size) for n in lengths]
-    n_pages = sum(need) + spare
+def make_pool(lengths: list[int], max_len: int, page_size: int, kv_heads: int, head_dim: int, dtype, device, g,
+              spare: int = 4):
+    """A pool with room for every sequence at max_len (its shape does not depend on the lengths drawn), pages
+    handed out shuffled, and the block tables (padded with page 0) that find each sequence's pages."""
+    width = -(-max_len // page_size)
+    n_pages = len(lengths) * width + spare
     order = torch.randperm(n_pages, generator=torch.Generator().manual_seed(int(g.initial_seed()) % 2**31))
-    table = torch.zeros(len(lengths), max(need), dtype=torch.int32)
+    table = torch.zeros(len(lengths), width, dtype=torch.int32)
     at = 0
-    for b, n in enumerate(need):
-        table[b, :n] = order[at:at + n]
-        at += n
+    for b, n in enumerate(lengths):
+        need = -(-n // page_size)
+        table[b, :need] = order[at:at + need]
+        at += need
     k = torch.randn(n_pages * page_size, kv_heads, head_dim, generator=g, device=device).to(dtype)
     v = torch.randn(n_pages * page_size, kv_heads, head_dim, generator=g, device=device).to(dtype)
     return k, v, table.to(device)
@@ -58,7 +63,7 @@ def setup(size, device, seed, page_size=None):
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32  # interpreter: fp32 dots only
     g = torch.Generator(device=device).manual_seed(seed)
     lengths = torch.randint(lo, hi + 1, (b,), generator=torch.Generator().manual_seed(seed)).tolist()
-    k, v, table = make_pool(lengths, ps, hkv, hd, dtype, device, g)
+    k, v, table = make_pool(lengths, hi, ps, hkv, hd, dtype, device, g)
     q = (2 * torch.randn(b, hq, hd, generator=g, device=device)).to(dtype)  # scores of std ~2: peaked enough
     return {"q": q, "k": k, "v": v, "block_table": table,
             "lengths": torch.tensor(lengths, dtype=torch.int32, device=device), "page_size": ps}
@@ -132,18 +137,40 @@ def triton_paged(inputs):
     return paged_decode(i["q"], i["k"], i["v"], i["block_table"], i["lengths"], i["page_size"])
 
 
+_MASK_STATE = {}
+
+
+def _mask_state(b: int, pool_pages: int, page_size: int, device):
+    """One mask_mod per shape, reading tensors rewritten by every call: a new function object per call would
+    make torch.compile guard on it and recompile each step."""
+    key = (b, pool_pages, page_size, str(device))
+    if key not in _MASK_STATE:
+        logical = torch.full((b, pool_pages), -1, dtype=torch.int32, device=device)
+        lengths = torch.zeros(b, dtype=torch.int32, device=device)
+
+        def mask_mod(bi, h, q_idx, kv_idx):
+            page = logical[bi, kv_idx // page_size]  # complete on its own: the block lists only skip work
+            return (page >= 0) & (page * page_size + kv_idx % page_size < lengths[bi])
+
+        _MASK_STATE[key] = (logical, lengths, mask_mod)
+    return _MASK_STATE[key]
+
+
 def paged_block_mask(table, lengths, page_size: int, n_slots: int):
-    """A BlockMask whose kv blocks are pages: sequence b attends to its pages, all full but the last one."""
+    """A BlockMask whose kv blocks are pages: sequence b attends to its pages, all full but the last one.
+    Its mask_mod reads buffers shared by every mask of this shape: valid until the next call for that shape."""
     from torch.nn.attention.flex_attention import BlockMask
     b = table.shape[0]
     n_pages = (lengths + page_size - 1) // page_size
     n_full = lengths // page_size
     # physical page -> its logical index in sequence b (-1: not b's), for the partial last page's mask_mod
-    logical = torch.full((b, n_slots // page_size), -1, dtype=torch.int32, device=table.device)
+    logical, lengths_now, mask_mod = _mask_state(b, n_slots // page_size, page_size, table.device)
+    logical.fill_(-1)
     idx = torch.arange(table.shape[1], device=table.device, dtype=torch.int32).expand(b, -1)
     valid = idx < n_pages[:, None]
     rows = torch.arange(b, device=table.device)[:, None].expand_as(idx)
     logical[rows[valid], table[valid].long()] = idx[valid]
+    lengths_now.copy_(lengths)
     # kv block lists, padded to the pool's page count (flex sizes its dense view by that): partial blocks are
     # the last page when it is not full, full blocks the pages before it
     pool_pages = n_slots // page_size
@@ -152,10 +179,6 @@ def paged_block_mask(table, lengths, page_size: int, n_slots: int):
     partial = torch.zeros_like(full)
     partial[:, 0] = torch.gather(table, 1, (n_pages - 1).clamp(min=0)[:, None].long())[:, 0]
     partial_n = (n_pages - n_full).to(torch.int32)
-
-    def mask_mod(bi, h, q_idx, kv_idx):
-        page = logical[bi, kv_idx // page_size]  # complete on its own: the block lists only skip work
-        return (page >= 0) & (page * page_size + kv_idx % page_size < lengths[bi])
 
     return BlockMask.from_kv_blocks(
         partial_n[:, None, None], partial[:, None, None, :],
