@@ -15,7 +15,8 @@ projected back after the softmax. The cache is read as stored, once per step.
   BLOCK_N-token tiles: scores by two tensor-core dots (latent and rope parts), an online softmax, P @ c
   accumulated in fp32 (BLOCK_H x 512). The head blocks of a sequence run side by side, so its cache comes from
   DRAM about once and from L2 heads / BLOCK_H times: at 16 heads per block that L2 traffic (8 x 302 MB), not
-  DRAM, would be the limit, hence BLOCK_H up to 64 (the autotuner picks, at the first call). The absorption
+  DRAM, would be the limit, hence BLOCK_H up to 64, with the tokens split over 2-4 programs (flash-decoding)
+  to keep every SM busy; the fastest of a few configurations is picked at the first call. The absorption
   matmuls before and after are cuBLAS.
 
 Shapes at `full`: DeepSeek-V2's attention (128 heads, kv_lora_rank 512, qk_nope 128, rope 64, v 128), 32
@@ -78,30 +79,14 @@ def absorbed_torch(inputs):
     return torch.einsum("bhr,hdr->bhd", out_lat, w_uv)
 
 
-def _config(block_h, block_n, warps, stages):
-    return triton.Config({"BLOCK_H": block_h, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages)
-
-
-# BLOCK_H is the knob that matters: a sequence's latent is read from L2 once per head block (heads / BLOCK_H times),
-# so 16 heads per program reads it 8x from L2 at 128 heads, 64 heads 2x, at the price of a (BLOCK_H x 512) fp32
-# accumulator in registers. Configurations that do not fit (registers, shared memory) are dropped by the autotuner.
-GPU_CONFIGS = [_config(16, 32, 4, 2), _config(32, 32, 8, 2), _config(32, 64, 8, 2), _config(64, 32, 8, 2),
-               _config(64, 32, 16, 2), _config(64, 16, 8, 3)]
-CONFIGS = [_config(16, 16, 4, 1)] if INTERPRET else GPU_CONFIGS
-
-
-def _fits_heads(configs, named_args, **kwargs):
-    """Only head blocks that divide the head count (tiny sizes have 16 heads)."""
-    return [c for c in configs if named_args["n_heads"] % c.kwargs["BLOCK_H"] == 0] or configs[:1]
-
-
-@triton.autotune(configs=CONFIGS, key=["n_tokens", "n_heads"], prune_configs_by={"early_config_prune": _fits_heads})
 @triton.jit
-def mla_decode_kernel(q_ptr, latent_ptr, out_ptr, n_tokens, n_heads, scale,
+def mla_decode_kernel(q_ptr, latent_ptr, out_ptr, acc_ptr, ml_ptr, n_tokens, split_len, scale,
                       stride_qb, stride_qh, stride_lb, stride_ln, stride_ob, stride_oh,
-                      RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr):
+                      RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
+                      SPLITS: tl.constexpr):
     hb = tl.program_id(0)  # head block first: the programs of one sequence run together and share its cache in L2
     b = tl.program_id(1)
+    split = tl.program_id(2)
     heads = hb * BLOCK_H + tl.arange(0, BLOCK_H)
     r = tl.arange(0, RANK)
     e = tl.arange(0, ROPE)
@@ -112,9 +97,11 @@ def mla_decode_kernel(q_ptr, latent_ptr, out_ptr, n_tokens, n_heads, scale,
     l_sum = tl.zeros([BLOCK_H], tl.float32)
     acc = tl.zeros([BLOCK_H, RANK], tl.float32)
     base = latent_ptr + b.to(tl.int64) * stride_lb
-    for start in range(0, n_tokens, BLOCK_N):
+    lo = split * split_len
+    hi = tl.minimum(lo + split_len, n_tokens)
+    for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
-        live = n < n_tokens
+        live = n < hi
         rows = base + n[:, None].to(tl.int64) * stride_ln
         c = tl.load(rows + r[None, :], mask=live[:, None], other=0.0)            # (BLOCK_N, RANK)
         kr = tl.load(rows + RANK + e[None, :], mask=live[:, None], other=0.0)    # (BLOCK_N, ROPE)
@@ -126,21 +113,84 @@ def mla_decode_kernel(q_ptr, latent_ptr, out_ptr, n_tokens, n_heads, scale,
         l_sum = l_sum * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None] + tl.dot(p.to(c.dtype), c)                    # values are c itself
         m = m_new
-    out = acc / l_sum[:, None]
-    tl.store(out_ptr + b * stride_ob + heads[:, None] * stride_oh + r[None, :], out.to(out_ptr.dtype.element_ty))
+    if SPLITS == 1:
+        out = acc / l_sum[:, None]
+        tl.store(out_ptr + b * stride_ob + heads[:, None] * stride_oh + r[None, :], out.to(out_ptr.dtype.element_ty))
+    else:  # partial results in fp32, merged by merge_splits: acc (b, heads, splits, RANK), [max, sum] (.., 2)
+        n_heads = tl.num_programs(0) * BLOCK_H
+        row = ((b * n_heads + heads) * SPLITS + split).to(tl.int64)
+        tl.store(acc_ptr + row[:, None] * RANK + r[None, :], acc)
+        tl.store(ml_ptr + row * 2, m)
+        tl.store(ml_ptr + row * 2 + 1, l_sum)
+
+
+def merge_splits(acc: torch.Tensor, ml: torch.Tensor) -> torch.Tensor:
+    """Flash-decoding's merge: rescale each split's (acc, sum) to the global max and add; acc is read once."""
+    m, l_sum = ml[..., 0], ml[..., 1]
+    w = torch.exp(m - m.amax(dim=2, keepdim=True))  # an empty split has m = -inf: weight 0
+    return torch.einsum("bhsr,bhs->bhr", acc, w) / (l_sum * w).sum(2)[..., None]
+
+
+def mla_attention(q_full, latent, rank: int, scale: float, block_h: int, block_n: int, splits: int,
+                  warps: int = 4, stages: int = 2) -> torch.Tensor:
+    """Latent-space attention: q_full (b, h, rank + rope) against latent (b, n, rank + rope); (b, h, rank)."""
+    b, h, _ = q_full.shape
+    n_tokens = latent.shape[1]
+    out = torch.empty(b, h, rank, device=q_full.device, dtype=q_full.dtype)
+    acc = torch.empty(b, h, splits, rank, device=q_full.device, dtype=torch.float32) if splits > 1 else out
+    ml = torch.empty(b, h, splits, 2, device=q_full.device, dtype=torch.float32) if splits > 1 else out
+    split_len = -(-n_tokens // splits)
+    split_len = -(-split_len // block_n) * block_n  # whole tiles per split
+    mla_decode_kernel[(h // block_h, b, splits)](
+        q_full, latent, out, acc, ml, n_tokens, split_len, scale,
+        q_full.stride(0), q_full.stride(1), latent.stride(0), latent.stride(1), out.stride(0), out.stride(1),
+        RANK=rank, ROPE=q_full.shape[-1] - rank, BLOCK_H=block_h, BLOCK_N=block_n, SPLITS=splits,
+        num_warps=warps, num_stages=stages)
+    return out if splits == 1 else merge_splits(acc, ml).to(q_full.dtype)
+
+
+# (BLOCK_H, BLOCK_N, warps, stages, SPLITS). BLOCK_H is the knob that matters: a sequence's latent is read from L2
+# once per head block (heads / BLOCK_H times: 8x at 16 heads of 128, 2x at 64), at the price of a (BLOCK_H x 512)
+# fp32 accumulator in registers and fewer programs (heads / BLOCK_H x batch: 64 at BLOCK_H = 64, half the SMs),
+# which SPLITS (flash-decoding's split over tokens, merged after) restores, for 2 KiB of partials per head and split.
+GPU_CANDIDATES = [(16, 32, 4, 2, 1), (32, 32, 8, 2, 1), (32, 32, 8, 2, 2), (64, 32, 8, 2, 2), (64, 32, 8, 2, 4),
+                  (64, 16, 8, 3, 4), (64, 32, 16, 2, 4)]
+INTERPRETER_CANDIDATES = [(16, 16, 4, 1, 1)]
+_chosen: dict[tuple, tuple] = {}
+
+
+def _pick(q_full, latent, rank: int, scale: float) -> tuple:
+    """The fastest candidate for this shape, timed once at the first call (a warm-up call); ones that do not
+    compile or fit (registers, shared memory) are skipped."""
+    key = (tuple(q_full.shape), tuple(latent.shape), q_full.dtype, q_full.device.type)
+    if key not in _chosen:
+        h = q_full.shape[1]
+        fits = [c for c in (INTERPRETER_CANDIDATES if INTERPRET else GPU_CANDIDATES) if h % c[0] == 0]
+        if INTERPRET or len(fits) == 1:
+            _chosen[key] = fits[0]
+        else:
+            from triton.testing import do_bench
+            best = (float("inf"), fits[0])
+            for cand in fits:
+                try:
+                    t = do_bench(lambda c=cand: mla_attention(q_full, latent, rank, scale, c[0], c[1], c[4], c[2], c[3]),
+                                 warmup=5, rep=20)
+                except Exception:  # noqa: BLE001 (out of resources, or a configuration this Triton refuses)
+                    continue
+                best = min(best, (t, cand))
+            _chosen[key] = best[1]
+    return _chosen[key]
 
 
 def triton_mla(inputs):
     q_nope, q_rope, latent, w_uk, w_uv = (inputs[n] for n in ("q_nope", "q_rope", "latent", "w_uk", "w_uv"))
-    b, h, _ = q_nope.shape
+    h = q_nope.shape[1]
     rank, dr = w_uk.shape[2], q_rope.shape[-1]
     assert h % 16 == 0, f"heads ({h}) must be a multiple of 16 (the smallest head block)"
+    scale = 1.0 / math.sqrt(q_nope.shape[-1] + dr)
     q_full = torch.cat([torch.einsum("bhd,hdr->bhr", q_nope, w_uk), q_rope], dim=-1).contiguous()
-    out_lat = torch.empty(b, h, rank, device=q_nope.device, dtype=q_nope.dtype)
-    mla_decode_kernel[lambda meta: (h // meta["BLOCK_H"], b)](
-        q_full, latent, out_lat, latent.shape[1], h, 1.0 / math.sqrt(q_nope.shape[-1] + dr),
-        q_full.stride(0), q_full.stride(1), latent.stride(0), latent.stride(1), out_lat.stride(0), out_lat.stride(1),
-        RANK=rank, ROPE=dr)
+    block_h, block_n, warps, stages, splits = _pick(q_full, latent, rank, scale)
+    out_lat = mla_attention(q_full, latent, rank, scale, block_h, block_n, splits, warps, stages)
     return torch.einsum("bhr,hdr->bhd", out_lat, w_uv)
 
 

@@ -32,6 +32,11 @@ def test_triton_kernels_match_the_baselines():
         want = mla_decode.naive_decompress(x)
         assert torch.allclose(mla_decode.triton_mla(x), want, atol=1e-5, rtol=1e-4)
         assert torch.allclose(mla_decode.absorbed_torch(x), want, atol=1e-5, rtol=1e-4)
+    # split over tokens (flash-decoding), one split empty (37 tokens in tiles of 16 over 4 splits): the same answer
+    q_full = torch.cat([torch.einsum("bhd,hdr->bhr", x["q_nope"], x["w_uk"]), x["q_rope"]], dim=-1).contiguous()
+    rank, scale = x["w_uk"].shape[2], 0.1
+    one = mla_decode.mla_attention(q_full, x["latent"], rank, scale, 16, 16, splits=1)
+    assert torch.allclose(mla_decode.mla_attention(q_full, x["latent"], rank, scale, 16, 16, splits=4), one, atol=1e-6)
 
 
 def test_paged_block_mask_lists_each_sequences_pages():
