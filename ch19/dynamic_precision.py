@@ -107,10 +107,11 @@ class LoadPolicy:
         if self.threshold is not None:
             load = len(engine.running) + len(engine.waiting)
             self.state.mode = "fp8" if load >= self.threshold else "bf16"
-        self.tokens[self.state.mode] += len(engine.running)  # an upper bound on this step's new tokens
+        self.tokens[self.state.mode] += len(engine.running)  # ~ this step's decoded tokens (one per running request)
 
 
 RATES = {"tiny": [100.0, float("inf")], "small": [10.0, float("inf")], "full": [8.0, float("inf")]}
+REQUESTS = {"tiny": 16, "small": 48, "full": 48}  # per point: 3 policies x 2 rates
 
 
 def main(argv=None) -> int:
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
     for name, (mode, thr) in policies.items():
         points = []
         for rate in RATES[args.size]:
-            w = serving.workload(args.size, rate=rate)
+            w = serving.workload(args.size, rate=rate, n_requests=REQUESTS[args.size])
             state.mode = mode
             policy = LoadPolicy(state, thr)
             engine = make_engine(model, {"continuous", "paged"}, s["kv_tokens"], s["page_size"],

@@ -59,15 +59,17 @@ class OomRetryStep:
             except torch.cuda.OutOfMemoryError as e:
                 if self.micro_batch == 1:
                     raise
-                failed, message = self.micro_batch, str(e).split("\n")[0][:200]
-                del e  # the traceback holds the failed attempt's frames, hence its activations
-                self.opt.zero_grad(set_to_none=True)
-                gc.collect()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                self.micro_batch = max(1, failed // 2)
-                self.retries.append({"failed_micro_batch": failed, "retry_micro_batch": self.micro_batch,
-                                     "error": message})
+                message = str(e).split("\n")[0][:200]
+            # Freed here, after the except block: inside it the exception's traceback keeps the failed attempt's
+            # frames alive, and with them its activations and autograd graph.
+            failed = self.micro_batch
+            self.opt.zero_grad(set_to_none=True)
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.micro_batch = max(1, failed // 2)
+            self.retries.append({"failed_micro_batch": failed, "retry_micro_batch": self.micro_batch,
+                                 "error": message})
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         return loss

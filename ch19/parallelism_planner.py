@@ -94,7 +94,8 @@ def plan(cfg: Config, d: int, t: int, p: int, fsdp: bool, *, recipe: str, seq: i
     bubble = (p - 1) / (m + p - 1)
     compute_s = 6 * cfg.n_params() * global_batch * seq / (d * t * p) / (tflops * 1e12)
     return {"layout": f"DP{d}{'(FSDP)' if fsdp else ''} x TP{t} x PP{p}", "dp": d, "tp": t, "pp": p, "fsdp": fsdp,
-            "params_per_gpu": params / d if fsdp else params, "states_gib": (states + gathered) / GIB, "activations_gib": acts / GIB,
+            "params_per_gpu": params / d if fsdp else params, "states_gib": (states + gathered) / GIB,
+            "activations_gib": acts / GIB,
             "total_gib": (states + gathered + acts) / GIB, "comm_gb_per_step": (dp_bytes + tp_bytes + pp_bytes) / 1e9,
             "comm_s_estimate": comm_s, "bubble": bubble, "micro_batches": m,
             "step_s_estimate": compute_s / (1 - bubble) + comm_s}
@@ -152,7 +153,7 @@ def measure(cfg: Config, batch: int, seq: int, device: torch.device) -> dict:
         return x
 
     cuda = device.type == "cuda"
-    for i in range(2):  # the first step creates the Adam moments; the second is measured
+    for _ in range(2):  # the first step creates the Adam moments; the second is measured
         saved.clear()
         if cuda:
             torch.cuda.synchronize()
@@ -211,6 +212,7 @@ def main(argv=None) -> int:
     ap.add_argument("--global-batch", type=int, default=64, help="sequences per optimizer step")
     ap.add_argument("--tflops", type=float, default=400.0, help="sustained bf16 TFLOP/s per GPU (step estimate)")
     ap.add_argument("--check", action="store_true", help="measure the memory model on this device at small scale")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where --check runs")
     ap.add_argument("--tiny", action="store_true", help="--check at a tiny size (CI)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
@@ -224,7 +226,10 @@ def main(argv=None) -> int:
           f"{args.recipe} states, micro-batch {args.micro_batch} x {args.seq} tokens, global batch {args.global_batch}")
     print(table(rows, best))
     print(f"pick: {best['layout']}" if best else "pick: nothing fits (more GPUs, activation checkpointing, or offload)")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("parallelism_planner: --device cuda but no CUDA GPU is visible", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
     checked = None
     if args.check:
         if device.type == "cpu":
