@@ -34,9 +34,9 @@ from inference.scheduler import Request
 
 # fixed budgets swept, the Poisson rate, requests, prompt/output means per size
 LOAD = {"tiny": dict(budgets=[16, 64, 256], rate=200.0, requests=24, prompt_mean=48, output_mean=12, max_prompt=160),
-        "small": dict(budgets=[64, 256, 1024, 4096], rate=24.0, requests=64, prompt_mean=512, output_mean=96,
+        "small": dict(budgets=[64, 256, 1024, 4096], rate=24.0, requests=48, prompt_mean=512, output_mean=96,
                       max_prompt=1536),
-        "full": dict(budgets=[128, 512, 2048, 8192], rate=16.0, requests=64, prompt_mean=1024, output_mean=128,
+        "full": dict(budgets=[128, 512, 2048, 8192], rate=16.0, requests=48, prompt_mean=1024, output_mean=128,
                      max_prompt=3072)}
 
 

@@ -28,6 +28,7 @@ import itertools
 import math
 import random
 import sys
+import time
 
 import torch
 
@@ -40,8 +41,8 @@ from inference.loadgen import poisson_requests
 from inference.scheduler import Request
 
 KNOBS = {"tiny": dict(budgets=[32, 128], batches=[2, 4], concurrency=6, window=6, windows=40, offline=2),
-         "small": dict(budgets=[128, 512, 2048], batches=[8, 32], concurrency=48, window=12, windows=60, offline=3),
-         "full": dict(budgets=[256, 1024, 4096], batches=[8, 32], concurrency=48, window=12, windows=60, offline=3)}
+         "small": dict(budgets=[128, 512, 2048], batches=[8, 32], concurrency=48, window=10, windows=48, offline=2),
+         "full": dict(budgets=[256, 1024, 4096], batches=[8, 32], concurrency=48, window=10, windows=48, offline=2)}
 
 
 class UCB1:
@@ -153,7 +154,11 @@ def main(argv=None) -> int:
     best = max(range(len(arms)), key=offline.__getitem__)
     agent, tuned = UCB1(len(arms)), Tuned(model, state, s, k, target, quality, args.size)
     curve, chosen = [], []
+    t0 = time.perf_counter()
     for _ in range(windows):
+        if time.perf_counter() - t0 > args.deadline:
+            print(f"online phase cut at --deadline {args.deadline:g} s after {len(curve)} windows")
+            break
         a = agent.pick()
         r = tuned.run_window(arms[a])
         agent.update(a, r)
