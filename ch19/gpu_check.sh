@@ -31,15 +31,15 @@ step autotune_first timeout 150 "$PY" -m ch19.kernel_autotune --size "$SIZE" --c
     --json "$OUT/kernel_autotune.json"
 step autotune_cached timeout 60 "$PY" -m ch19.kernel_autotune --size "$SIZE" --cache "$TMP/tuning.json" \
     --json "$OUT/kernel_autotune_cached.json"
-step planner bash -c "'$PY' -m ch19.parallelism_planner --model-size 7B --gpus 8 --check --json '$OUT/planner_7B.json' \
+step planner timeout 90 bash -c "'$PY' -m ch19.parallelism_planner --model-size 7B --gpus 8 --check --json '$OUT/planner_7B.json' \
     | tee '$OUT/planner_7B.md'; exit \${PIPESTATUS[0]}"
 step planner_70B timeout 30 "$PY" -m ch19.parallelism_planner --model-size 70B --gpus 64 --json "$OUT/planner_70B.json"
 step oom_retry timeout 90 "$PY" -m ch19.oom_retry --size "$TRAIN_SIZE" --json "$OUT/oom_retry.json"
-step dynamic_precision timeout 150 "$PY" -m ch19.dynamic_precision --size "$SIZE" --deadline 30 --json "$OUT/dynamic_precision.json"
+step dynamic_precision timeout 180 "$PY" -m ch19.dynamic_precision --size "$SIZE" --deadline 20 --json "$OUT/dynamic_precision.json"
 step token_precision timeout 120 "$PY" -m ch19.token_precision --size "$SIZE" --json "$OUT/token_precision.json"
-step adaptive_batching timeout 150 "$PY" -m ch19.adaptive_batching --size "$SIZE" --deadline 30 --json "$OUT/adaptive_batching.json" \
+step adaptive_batching timeout 180 "$PY" -m ch19.adaptive_batching --size "$SIZE" --deadline 20 --json "$OUT/adaptive_batching.json" \
     --plot "$OUT/adaptive_batching.png"
-step bandit_tuner timeout 150 "$PY" -m ch19.bandit_tuner --size "$SIZE" --deadline 60 --json "$OUT/bandit_tuner.json" \
+step bandit_tuner timeout 180 "$PY" -m ch19.bandit_tuner --size "$SIZE" --deadline 60 --json "$OUT/bandit_tuner.json" \
     --plot "$OUT/bandit_tuner.png"
 step fp8_training timeout 150 "$PY" -m ch19.fp8_training --size "$TRAIN" --steps 30 --json "$OUT/fp8_training.json" \
     --plot "$OUT/fp8_loss.png"
