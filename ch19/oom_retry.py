@@ -104,18 +104,21 @@ def main(argv=None) -> int:
     tokens, targets = seq[:, :-1], seq[:, 1:]
     cap = None
     if device.type == "cuda":
-        # Measure one micro-batch of 1, then cap memory at the states plus a quarter of the full batch's
-        # activations: the full batch cannot fit, a few halvings later it does.
+        # Measure a step at micro-batch 1 (the second one: the first creates the Adam moments), then cap memory
+        # at the states plus a quarter of the full batch's gradients-and-activations: the full batch cannot fit,
+        # two halvings later it does.
         probe = OomRetryStep(model, opt, 1)
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
         probe.step(tokens[:1], targets[:1])
-        per_row = torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
         states = torch.cuda.memory_allocated()
+        probe.step(tokens[:1], targets[:1])
+        per_row = torch.cuda.max_memory_allocated() - states
         cap = states + per_row * batch / 4
+        torch.cuda.empty_cache()
         torch.cuda.set_per_process_memory_fraction(cap / torch.cuda.get_device_properties(device).total_memory)
-        print(f"states {states / 2**30:.2f} GiB (before the first step {base / 2**30:.2f}), activations per row "
-              f"~{per_row / 2**30:.2f} GiB: memory capped at {cap / 2**30:.2f} GiB")
+        print(f"states {states / 2**30:.2f} GiB, a micro-batch of 1 adds up to {per_row / 2**30:.2f} GiB "
+              f"(gradients and activations): memory capped at {cap / 2**30:.2f} GiB")
         hook = None
     else:
         hook = oom_above(model, batch // 4)
