@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         ap.error("--steps must be at least 2")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
-        torch.set_num_threads(2)
+        torch.set_num_threads(1)
     fp8_ok = has_fp8_mm(device)
     results, goals = {}, []
     for width, cfg in WIDTHS[args.size].items():

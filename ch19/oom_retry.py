@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         ap.error("--steps and --batch must be positive")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
-        torch.set_num_threads(2)
+        torch.set_num_threads(1)
     b, t = BATCH[args.size]
     batch = args.batch or 4 * b
     model = make_model(args.size, device, seed=0)

@@ -233,7 +233,7 @@ def main(argv=None) -> int:
     checked = None
     if args.check:
         if device.type == "cpu":
-            torch.set_num_threads(2)
+            torch.set_num_threads(1)
         checked = check(device, args.tiny)
     if args.json:
         from harness.device import provenance

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         return 2
     device = torch.device(args.device)
     if device.type == "cpu":
-        torch.set_num_threads(2)
+        torch.set_num_threads(1)
     config, b, p, n = SIZES[args.size]
     model = build_model(config, args.device, torch.bfloat16 if device.type == "cuda" else torch.float32)
     state = make_switchable(model)

@@ -22,7 +22,7 @@ from ch19 import (
 @pytest.fixture(autouse=True)
 def keep_threads():
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
