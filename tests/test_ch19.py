@@ -12,6 +12,7 @@ from ch19 import (
     adaptive_batching,
     bandit_tuner,
     dynamic_precision,
+    fp8_training,
     kernel_autotune,
     oom_retry,
     parallelism_planner,
@@ -174,3 +175,11 @@ def test_bad_input_exits_2(capsys):
         with pytest.raises(SystemExit) as e:
             module.main(["--size", "huge"])
         assert e.value.code == 2
+
+
+def test_fp8_training_cli(tmp_path):
+    out = tmp_path / "f.json"
+    assert fp8_training.main(["--size", "tiny", "--steps", "2", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["widths"]["tiny"]["rows"]
+    assert [r["run"] for r in rows] == ["bf16", "fp8_tensorwise", "fp8_rowwise"]
+    assert all(len(r["losses"]) == 2 and r["tracks_bf16"] for r in rows)  # the emulated path on a CPU
