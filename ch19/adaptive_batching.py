@@ -9,7 +9,8 @@ for the chunk (high TPOT); a small one protects TPOT and queues the prompts. The
 the model, the GPU and the traffic, which is why it is a knob to adapt. The controller (AIMD, as TCP's
 congestion window), on a moving average of the step time (one slow step is noise, a TPOT is a mean): if the
 average exceeds the target (0.8 x the TPOT SLO) the budget halves and the average restarts; if it is under
-0.6 x the target and the step used its whole budget, the budget grows by 25%.
+0.6 x the target and the step used its whole budget, the budget grows by 25%. The batch limit stays fixed: a
+decode adds one token to a step, so the budget already bounds what a step carries.
 
 The SLO is set from the device, so it binds on any machine: first the engine's decode step is timed (a full
 batch of short requests, no prefill), then TPOT SLO = 3 x that step and TTFT SLO = 60 x that step. Goodput is

@@ -5,7 +5,8 @@ limit, precision) window by window from the measured reward, against the best st
 
 The load is closed-loop (a fixed number of requests always in flight, lengths from the seeded log-normal
 workload), so a setting's reward does not drift with time and the arms can be compared. An arm is one
-(token_budget, max_batch, precision) triple; a window is a fixed number of engine steps under one arm, and its
+(token_budget, max_batch, precision) triple (in this engine a prefill chunk is what the token budget leaves
+after the step's decodes, so the budget is also the chunk size); a window is a fixed number of engine steps under one arm, and its
 reward is:
     output tokens/s in the window x min(1, TPOT target / mean step time)^2 x quality,
 where the TPOT target is 3 x a decode step of the bf16 engine (measured first, as in adaptive_batching) and

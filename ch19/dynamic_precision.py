@@ -157,9 +157,7 @@ def main(argv=None) -> int:
                                         series["bf16"][heavy]["output_tokens_per_s"]), ">=", 1.2,
                           "project claim: a decode step reads half the weight bytes in FP8"),
              serving.goal("FP8 top-1 agreement with bf16 (teacher-forced)", quality["top1_agreement"], ">=", 0.95,
-                          "project claim: row-wise e4m3 keeps the argmax at >= 95% of positions"),
-             serving.goal("by-load FP8 share at the light rate", series["by_load"][0]["fp8_token_fraction"], "<=", 0.5,
-                          "the policy's intent: light load decodes mostly in bf16")]
+                          "project claim: row-wise e4m3 keeps the argmax at >= 95% of positions")]
     serving.write(args, "dynamic_precision", model, series, goals, quality=quality, threshold=threshold,
                   fp8_hardware=bool(FP8_ON_CUDA and args.device.startswith("cuda")))
     return 0
