@@ -14,7 +14,7 @@ decode adds one token to a step, so the budget already bounds what a step carrie
 
 The SLO is set from the device, so it binds on any machine: first the engine's decode step is timed (a full
 batch of short requests, no prefill), then TPOT SLO = 3 x that step and TTFT SLO = 60 x that step. Goodput is
-requests meeting both per second. The load: long prompts (mean 4x the output) at a Poisson rate that keeps the
+requests meeting both per second. The load: long prompts (mean 4-8x the output) at a Poisson rate that keeps the
 engine busy. Regret = (best fixed goodput - adaptive goodput) / best fixed goodput, where "best" is known only
 after the sweep; the controller had no sweep.
 
