@@ -111,7 +111,7 @@ class LoadPolicy:
 
 
 RATES = {"tiny": [100.0, float("inf")], "small": [10.0, float("inf")], "full": [8.0, float("inf")]}
-REQUESTS = {"tiny": 16, "small": 32, "full": 32}  # per point: 3 policies x 2 rates
+REQUESTS = {"tiny": 16, "small": 24, "full": 24}  # per point: 3 policies x 2 rates
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Chapter 19 on a GPU node, in one go (about 4-5 minutes on an H200), from the repository root:
+# Chapter 19 on a GPU node, in one go (about 5 minutes expected on an H200; every step has a timeout, so at most
+# ~20 minutes if the 1B serving steps run far slower than expected), from the repository root:
 #
 #   OUT=/some/dir bash ch19/gpu_check.sh [--size full|small|tiny]
 #
