@@ -30,6 +30,9 @@ import time
 import traceback
 import types
 
+# Exports can be gigabytes: the pages of the memfd are mapped in one go, not one fault per 4 KiB page
+MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
 _repr = repr  # a builtin's C code: replacing json or pickle internals does not change what is sent
 
 
@@ -174,14 +177,15 @@ class Runner:
 
     def export(self, items, fd: int):
         """items: [[batch, call, chunks], ...]: those chunks of those outputs, one after another, into fd."""
+        from ch20.checking import chunk_runs
         size = os.fstat(fd).st_size
-        mm = mmap.mmap(fd, size) if size else None
+        mm = mmap.mmap(fd, size, flags=MAP_FLAGS) if size else None
         pos, inputs = 0, []
         cb = self.digest.CHUNK_BYTES
         for b, j, chunks in items:
             xs, tensors = self.batches[b][j]
-            for ti, ci in chunks:
-                raw = self.digest.tensor_bytes(tensors[ti])[ci * cb:(ci + 1) * cb]
+            for ti, c0, count in chunk_runs(chunks):   # runs of consecutive chunks: one copy each, in the same order
+                raw = self.digest.tensor_bytes(tensors[ti])[c0 * cb:(c0 + count) * cb]
                 n = raw.numel()
                 if n:
                     dst = self.torch.frombuffer(mm, dtype=self.torch.uint8, count=n, offset=pos)
@@ -198,7 +202,7 @@ class Runner:
         """items: [{seed, dist, committed, chunks}, ...] in the order their bytes lie in fd."""
         from ch20.checking import check_exported
         size = os.fstat(fd).st_size
-        mm = mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else None
+        mm = mmap.mmap(fd, size, flags=MAP_FLAGS, prot=mmap.PROT_READ) if size else None
         results, pos = [], 0
         try:
             for item in items:

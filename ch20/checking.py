@@ -25,7 +25,7 @@ def describe(structure) -> str:
     return repr(structure)
 
 
-def _groups(chunks: list) -> list[tuple[int, int, int]]:
+def chunk_runs(chunks: list) -> list[tuple[int, int, int]]:
     """Runs of consecutive chunks of one tensor: (tensor, first chunk, count)."""
     runs: list[list[int]] = []
     for ti, ci in chunks:
@@ -67,7 +67,7 @@ def check_exported(runner, drawn, structure, tensors, committed: dict, chunks: l
         return result, pos
     tol = runner.problem_tolerance
     sq_err, sq_ref = 0.0, 0.0
-    for ti, c0, count in _groups(chunks):
+    for ti, c0, count in chunk_runs(chunks):
         ref = refs[ti][c0 * dg.CHUNK_BYTES:(c0 + count) * dg.CHUNK_BYTES]
         n = ref.numel()
         got = torch.frombuffer(mm, dtype=torch.uint8, count=n, offset=pos).to(ref.device, copy=True) if n else ref[:0].clone()
