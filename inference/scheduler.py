@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import torch
+from torch.profiler import record_function
 
 from inference.paged_kv import PagedKVCache
 from inference.prefix_cache import PrefixCache
@@ -135,20 +136,22 @@ class Engine:
     @torch.no_grad()
     def step(self) -> list[Request]:
         """One forward pass; returns the requests that finished in it."""
-        rows = self._schedule()
-        if not rows:
-            return []
-        tokens, positions, last = [], [], []
-        for r, n in rows:
-            tokens += r.tokens[r.n_computed:r.n_computed + n]
-            positions += range(r.n_computed, r.n_computed + n)
-            last.append(len(tokens) - 1)
-        dev = self.cache.device
-        self.cache.begin_step([(r.rid, r.n_computed, n) for r, n in rows])
-        logits = self.model(torch.tensor([tokens], device=dev), cache=self.cache,
-                            positions=torch.tensor(positions, device=dev),
-                            logits_at=torch.tensor(last, device=dev))[0]
-        greedy = logits.argmax(-1).tolist()  # one device sync per step
+        with record_function("engine.schedule"):  # labels for torch.profiler's trace (free when it is off)
+            rows = self._schedule()
+            if not rows:
+                return []
+            tokens, positions, last = [], [], []
+            for r, n in rows:
+                tokens += r.tokens[r.n_computed:r.n_computed + n]
+                positions += range(r.n_computed, r.n_computed + n)
+                last.append(len(tokens) - 1)
+            self.cache.begin_step([(r.rid, r.n_computed, n) for r, n in rows])
+            inputs = torch.tensor(tokens + positions + last).to(self.cache.device)  # one host-to-device copy
+            tokens_d, positions_d, last_d = inputs.split([len(tokens), len(positions), len(last)])
+        with record_function("engine.forward"):
+            logits = self.model(tokens_d[None], cache=self.cache, positions=positions_d, logits_at=last_d)[0]
+        with record_function("engine.sample"):
+            greedy = logits.argmax(-1).tolist()  # the one device sync per step
         now = self.clock()
         finished = []
         for i, (r, n) in enumerate(rows):
