@@ -123,6 +123,7 @@ class PagedKVCache:
                 self.groups.append(name)
                 parts |= {f"{name}_{k}": v for k, v in _group_indices(table[idx], starts[idx], n_new[idx],
                                                                       offsets[idx], ps).items()}
+        self.in_order = len(self.groups) == 1 and bool((n_new == 1).all())
         # one host-to-device copy for the whole step (a pageable copy waits for the GPU: do it once, not per tensor)
         flat = torch.cat([v.flatten() for v in parts.values()]).to(self.device)
         self.idx = dict(zip(parts, (t.view(v.shape) for t, v in
@@ -139,6 +140,9 @@ class PagedKVCache:
         kl, vl = self.k[layer], self.v[layer]
         kl.index_copy_(0, self.idx["write_slots"], k[0].transpose(0, 1))
         vl.index_copy_(0, self.idx["write_slots"], v[0].transpose(0, 1))
+        if self.in_order:  # one group whose queries are the packed tokens in order (a decode-only step)
+            ix = {k: self.idx[f"{self.groups[0]}_{k}"] for k in ("slots", "mask")}
+            return _attend_group(q[0], kl, vl, ix).unsqueeze(0)
         out = torch.empty_like(q[0])  # (heads, n_tokens, hd)
         for name in self.groups:
             ix = {k: self.idx[f"{name}_{k}"] for k in ("tok", "slots", "mask", "valid", "dest")}
@@ -164,12 +168,12 @@ def _attend_group(q, kl, vl, ix) -> torch.Tensor:
 
     Grouped-query attention without repeating keys: the `groups` query heads of one kv head become that head's
     query rows (head j reads kv head j // groups), so keys/values are used as gathered."""
-    rows, longest_q = ix["tok"].shape
+    rows, longest_q = ix["tok"].shape if "tok" in ix else (q.shape[1], 1)  # no "tok": one query per row, in order
     heads, hd, kv_heads = q.shape[0], q.shape[-1], kl.shape[1]
     groups = heads // kv_heads
-    qg = q[:, ix["tok"]].transpose(0, 1).reshape(rows, kv_heads, groups * longest_q, hd)
+    qg = (q[:, ix["tok"]] if "tok" in ix else q[:, :, None]).transpose(0, 1).reshape(rows, kv_heads, groups * longest_q, hd)
     keys = kl[ix["slots"]].transpose(1, 2)  # (rows, kv_heads, longest key range, hd)
     vals = vl[ix["slots"]].transpose(1, 2)
     o = F.scaled_dot_product_attention(qg, keys, vals, attn_mask=ix["mask"])
     o = o.reshape(rows, heads, longest_q, hd).transpose(0, 1).reshape(heads, rows * longest_q, hd)
-    return o if o.shape[1] == ix["valid"].numel() else o[:, ix["valid"]]
+    return o if "valid" not in ix or o.shape[1] == ix["valid"].numel() else o[:, ix["valid"]]
