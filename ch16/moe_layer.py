@@ -123,6 +123,8 @@ EXAMPLE = Example(
     flops=flops,
     flops_dtype="bf16",
     bytes_moved=bytes_moved,
+    items=lambda inp: inp["x"].shape[0],
+    items_unit="tokens",
 )
 
 if __name__ == "__main__":
