@@ -68,11 +68,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="full", choices=list(moe_layer.SHAPES))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--calls", type=int, default=5, help="calls per variant, timed and profiled")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--table", type=Path, help="torch.profiler's tables as text")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
+    if args.calls < 1:
+        print("moe_profile: --calls must be positive", file=sys.stderr)
+        return 2
     if device.type == "cuda" and not torch.cuda.is_available():
         print("moe_profile: --device cuda but no CUDA GPU is visible", file=sys.stderr)
         return 2
@@ -92,7 +96,7 @@ def main(argv=None) -> int:
             if why:
                 report["skipped"][v.name] = why
                 continue
-            row, table = profile_variant(v.name, v.fn, inputs, device)
+            row, table = profile_variant(v.name, v.fn, inputs, device, calls=args.calls)
             row["tokens_per_s"] = report["tokens"] / (row["wall_us_per_call"] * 1e-6)
             report["variants"].append(row)
             tables.append(table)
