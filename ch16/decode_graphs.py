@@ -166,7 +166,8 @@ def main(argv=None) -> int:
     try:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda but no CUDA GPU is visible")
-        variants = args.variants.split(",") if args.variants else [v for v in VARIANTS if device.type == "cuda" or v != "cuda_graph"]
+        default = [v for v in VARIANTS if device.type == "cuda" or v != "cuda_graph"]
+        variants = args.variants.split(",") if args.variants else default
         if not set(variants) <= set(VARIANTS) or "eager" not in variants:
             raise ValueError(f"--variants: a comma-separated subset of {','.join(VARIANTS)} that includes eager")
         if "cuda_graph" in variants and device.type != "cuda":

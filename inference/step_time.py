@@ -86,7 +86,7 @@ def profile_table(engine: Engine, steps: int = 3, rows: int = 25) -> str:
     ka = prof.key_averages()
     text = f"# {steps} decode steps, by CPU time\n" + ka.table(sort_by="cpu_time_total", row_limit=rows)
     if len(acts) > 1:
-        text += f"\n# the same steps, by GPU time\n" + ka.table(sort_by="self_cuda_time_total", row_limit=rows)
+        text += "\n# the same steps, by GPU time\n" + ka.table(sort_by="self_cuda_time_total", row_limit=rows)
     return text
 
 
