@@ -105,12 +105,10 @@ class Attention(nn.Module):
         b, t, _ = x.shape
         hd = self.cfg.head_dim
         # -1 heads: under tensor parallelism each rank holds a slice of the heads.
-        q, k = self.wq(x), self.wk(x)
-        n_q = q.shape[-1] // hd
-        # queries and keys rotated in one call (half the small kernels of two), then split back (views)
-        qk = apply_rope(torch.cat([q, k], dim=-1).view(b, t, -1, hd).transpose(1, 2), cos, sin)
-        q, k = qk[:, :n_q], qk[:, n_q:]
+        q = self.wq(x).view(b, t, -1, hd).transpose(1, 2)
+        k = self.wk(x).view(b, t, -1, hd).transpose(1, 2)
         v = self.wv(x).view(b, t, -1, hd).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if hasattr(cache, "attend"):  # a paged cache writes the new keys/values and attends per sequence
             out = cache.attend(self.layer, q, k, v)
             return self.wo(out.transpose(1, 2).reshape(b, t, -1))
