@@ -132,31 +132,35 @@ class PagedKVCache:
         groups = self.cfg.n_heads // self.cfg.n_kv_heads
         for name in self.groups:  # masks are built on the device, once per step: key j is seen by query at p if j <= p
             qpos = self.idx[f"{name}_qpos"].repeat(1, groups)  # query row g * longest + i is query i (see _attend_group)
-            keys = self.idx[f"{name}_slots"].shape[1]
-            self.idx[f"{name}_mask"] = (torch.arange(keys, device=self.device) <= qpos[..., None])[:, None]
+            seen = torch.arange(self.idx[f"{name}_slots"].shape[1], device=self.device) <= qpos[..., None]
+            # additive, in the cache's dtype: SDPA would convert a boolean mask to this in every layer
+            self.idx[f"{name}_mask"] = torch.zeros(seen.shape, dtype=self.k.dtype, device=self.device).masked_fill_(
+                ~seen, float("-inf"))[:, None]
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """q (1, heads, n_tokens, hd), k/v (1, kv_heads, n_tokens, hd), packed by row: write k/v, attend per row."""
+        """q (1, heads, n_tokens, hd), k/v (1, kv_heads, n_tokens, hd), packed by row: write k/v, attend per row.
+        Returns (1, heads, n_tokens, hd) laid out token-major, so the caller's transpose + reshape is a view."""
         kl, vl = self.k[layer], self.v[layer]
         kl.index_copy_(0, self.idx["write_slots"], k[0].transpose(0, 1))
         vl.index_copy_(0, self.idx["write_slots"], v[0].transpose(0, 1))
         if self.in_order:  # one group whose queries are the packed tokens in order (a decode-only step)
             ix = {k: self.idx[f"{self.groups[0]}_{k}"] for k in ("slots", "mask")}
-            return _attend_group(q[0], kl, vl, ix).unsqueeze(0)
-        out = torch.empty_like(q[0])  # (heads, n_tokens, hd)
+            return _attend_group(q[0], kl, vl, ix).transpose(0, 1).unsqueeze(0)
+        out = q.new_empty(q.shape[2], q.shape[1], q.shape[3])  # (n_tokens, heads, hd)
         for name in self.groups:
             ix = {k: self.idx[f"{name}_{k}"] for k in ("tok", "slots", "mask", "valid", "dest")}
-            out.index_copy_(1, ix["dest"], _attend_group(q[0], kl, vl, ix))
-        return out.unsqueeze(0)
+            out.index_copy_(0, ix["dest"], _attend_group(q[0], kl, vl, ix))
+        return out.transpose(0, 1).unsqueeze(0)
 
 
 def _group_indices(table, starts, n_new, offsets, ps) -> dict[str, torch.Tensor]:
-    """For rows of one group: query tokens (rows, longest chunk), key slots (rows, longest key range), query
-    positions, and which padded queries are real (`valid`) with their packed token (`dest`). Padding repeats the
-    row's last query and last key, so every padded query sees at least one key (no all-masked row: no NaN)."""
+    """For rows of one group: query tokens (rows, longest chunk), key slots (rows, longest key range rounded up to
+    16: SDPA's kernels pad a mask to that in every call otherwise), query positions, and which padded queries are
+    real (`valid`) with their packed token (`dest`). Padding repeats the row's last query and last key, so every
+    padded query sees at least one key (no all-masked row: no NaN)."""
     longest_q, lens = int(n_new.max()), starts + n_new
     i = torch.minimum(torch.arange(longest_q)[None, :], (n_new - 1)[:, None])  # (rows, longest_q)
-    kpos = torch.minimum(torch.arange(int(lens.max()))[None, :], (lens - 1)[:, None])
+    kpos = torch.minimum(torch.arange(-(-int(lens.max()) // 16) * 16)[None, :], (lens - 1)[:, None])
     valid = (torch.arange(longest_q)[None, :] < n_new[:, None]).flatten().nonzero().flatten()
     tok = offsets[:, None] + i
     return {"tok": tok, "slots": torch.gather(table, 1, kpos // ps) * ps + kpos % ps, "qpos": starts[:, None] + i,
@@ -164,16 +168,15 @@ def _group_indices(table, starts, n_new, offsets, ps) -> dict[str, torch.Tensor]
 
 
 def _attend_group(q, kl, vl, ix) -> torch.Tensor:
-    """One SDPA for a group of rows. q (heads, n_tokens, hd); returns (heads, n_valid, hd) for ix["dest"].
+    """One SDPA for a group of rows. q (heads, n_tokens, hd); returns (n_valid, heads, hd) for ix["dest"].
 
     Grouped-query attention without repeating keys: the `groups` query heads of one kv head become that head's
     query rows (head j reads kv head j // groups), so keys/values are used as gathered."""
     rows, longest_q = ix["tok"].shape if "tok" in ix else (q.shape[1], 1)  # no "tok": one query per row, in order
     heads, hd, kv_heads = q.shape[0], q.shape[-1], kl.shape[1]
-    groups = heads // kv_heads
-    qg = (q[:, ix["tok"]] if "tok" in ix else q[:, :, None]).transpose(0, 1).reshape(rows, kv_heads, groups * longest_q, hd)
+    qg = (q[:, ix["tok"]] if "tok" in ix else q[:, :, None]).transpose(0, 1).reshape(rows, kv_heads, -1, hd)
     keys = kl[ix["slots"]].transpose(1, 2)  # (rows, kv_heads, longest key range, hd)
     vals = vl[ix["slots"]].transpose(1, 2)
     o = F.scaled_dot_product_attention(qg, keys, vals, attn_mask=ix["mask"])
-    o = o.reshape(rows, heads, longest_q, hd).transpose(0, 1).reshape(heads, rows * longest_q, hd)
-    return o if "valid" not in ix or o.shape[1] == ix["valid"].numel() else o[:, ix["valid"]]
+    o = o.reshape(rows, heads, longest_q, hd).transpose(1, 2).reshape(rows * longest_q, heads, hd)
+    return o if "valid" not in ix or o.shape[0] == ix["valid"].numel() else o[ix["valid"]]
