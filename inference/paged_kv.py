@@ -14,11 +14,13 @@ page is ever written by two owners (no copy-on-write).
 A contiguous cache is the special case page_size = max_seq with the whole page reserved when a sequence starts;
 `ch16` compares the two at one memory budget.
 
-Attention here is simple and correct first: each layer gathers a sequence's pages into a contiguous tensor and
-calls SDPA. Decode rows (one new token) share one batched SDPA over keys padded to the longest sequence (the
-query heads of a kv head folded into query rows, so GQA needs no repeated keys); prefill chunks get one SDPA
-each. Bound per decode step and layer: every live KV byte is read for the gather, written, and read again by
-attention (3 x the KV bytes), where a fused paged kernel reads them once.
+Attention here is simple and correct first: each layer gathers the sequences' pages into a contiguous tensor and
+calls SDPA, once for all decode rows (one new token each) and once for all prefill chunks (queries padded to the
+longest chunk), with the query heads of a kv head folded into query rows so GQA needs no repeated keys. All the
+indexing (slots to write, slots to gather, masks) is computed once per step in `begin_step` and sent to the device
+in one copy, so a layer is a fixed handful of tensor ops whatever the batch. Bound per decode step and layer: every
+live KV byte is read for the gather, written, and read again by attention (3 x the KV bytes), where a fused paged
+kernel reads them once.
 """
 from __future__ import annotations
 
