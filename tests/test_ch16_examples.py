@@ -56,10 +56,9 @@ def test_fp8_engine_runs_and_measures_its_error(tmp_path):
 def test_static_decode_step_equals_full_forward(tmp_path):
     out = tmp_path / "d.json"
     assert decode_graphs.main(["--size", "tiny", "--device", "cpu", "--variants", "eager", "--json", str(out)]) == 0
-    r = json.loads(out.read_text())
-    c = r["checks"]["eager"]
-    assert c["max_abs_logit_err_vs_full_forward"] < 1e-4 and c["greedy_token_agreement_vs_eager"] == 1.0
-    assert [row["batch"] for row in r["rows"]] == [1, 4]
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["batch"] for row in rows] == [1, 4]
+    assert all(r["max_abs_logit_err_vs_full_forward"] < 1e-4 and r["greedy_token_agreement_vs_eager"] == 1.0 for r in rows)
     assert decode_graphs.main(["--size", "tiny", "--device", "cpu", "--variants", "cuda_graph"]) == 2
 
 
