@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from ch16 import moe_layer
@@ -27,9 +28,12 @@ SYNC_OPS = ("aten::nonzero", "aten::item")  # (item calls _local_scalar_dense: c
 
 
 def _self_time(e, device: bool) -> float:
-    if device:
-        return getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0.0)
-    return e.self_cpu_time_total
+    return e.self_device_time_total if device else e.self_cpu_time_total
+
+
+def _is_kernel(e) -> bool:
+    """A GPU activity (kernel, memcpy, memset), not a CPU operator (whose self device time repeats its kernels')."""
+    return e.device_type == DeviceType.CUDA
 
 
 def profile_variant(name: str, fn, inputs, device: torch.device, calls: int = 5, top: int = 8) -> tuple[dict, str]:
@@ -49,8 +53,8 @@ def profile_variant(name: str, fn, inputs, device: torch.device, calls: int = 5,
             fn(inputs)
         sync()
     ka = prof.key_averages()
-    kernels = [e for e in ka if on_gpu and _self_time(e, True) > 0 and not e.key.startswith("aten::")]
-    ranked = sorted((e for e in ka if _self_time(e, on_gpu) > 0), key=lambda e: -_self_time(e, on_gpu))
+    kernels = [e for e in ka if on_gpu and _is_kernel(e)]
+    ranked = sorted(kernels if on_gpu else [e for e in ka if _self_time(e, False) > 0], key=lambda e: -_self_time(e, on_gpu))
     total = sum(_self_time(e, on_gpu) for e in (kernels if on_gpu else ka))
     row = {"variant": name, "calls": calls, "wall_us_per_call": wall_us / calls,
            "host_syncs_per_call": sum(e.count for e in ka if e.key in SYNC_OPS) / calls,
@@ -60,7 +64,7 @@ def profile_variant(name: str, fn, inputs, device: torch.device, calls: int = 5,
         kernel_us = sum(_self_time(e, True) for e in kernels)
         row |= {"kernel_launches_per_call": sum(e.count for e in kernels) / calls,
                 "gpu_busy_fraction": kernel_us / wall_us}
-    sort_by = "self_cuda_time_total" if on_gpu else "self_cpu_time_total"
+    sort_by = "self_device_time_total" if on_gpu else "self_cpu_time_total"
     return row, f"# {name}: {calls} calls\n" + ka.table(sort_by=sort_by, row_limit=top + 4)
 
 
