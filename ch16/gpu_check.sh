@@ -4,16 +4,17 @@
 #   OUT=/some/dir bash ch16/gpu_check.sh [--size full|small|tiny]
 #
 # 1. the engine's and ch16's CPU tests (the transformers logits test runs here: transformers is installed);
-# 2. the engine's step time (decode at batch 1/8/32, prefill) with torch.profiler's tables, and, where git
-#    history is present, the same for the engine before the per-step rework (commit ENGINE_BEFORE);
+# 2. the engine's step time (decode at batch 1/8/32, eager and from CUDA graphs; prefill) with torch.profiler's
+#    tables, and, where git history is present, the same for the engine before the per-step rework (ENGINE_BEFORE);
 # 3. logits vs transformers' LlamaForCausalLM at the 1B config on the GPU (fp32: the exact check; bf16: rounding);
-# 4. the engine against a contiguous cache and full recomputation at 1B on the GPU (greedy and sampled);
-# 5. the serving comparisons at --size (full: 1B in bf16): static vs continuous batching, contiguous vs paged KV
-#    at one memory budget, prefix cache off vs on;
+# 4. the engine (eager, and with CUDA-graph decode steps) against a contiguous cache and full recomputation at 1B
+#    on the GPU (greedy and sampled);
+# 5. the serving comparisons at --size (full: 1B in bf16): static vs continuous batching (eager, then again with
+#    CUDA-graph decode steps), contiguous vs paged KV at one memory budget, prefix cache off vs on;
 # 6. the harness examples (MoE layer, FP8 linear) and the MoE profile; the FP8 engine at 8B (bf16 vs e4m3:
 #    step times, top-1 agreement, logit error); the decode step eager vs CUDA graph vs torch.compile at 1B.
 # Writes to $OUT (default ./gpu_check_out): summary.txt, step_time_{after,before}.json, step_time_profile.txt,
-# hf_logits_1b.json, engine_check_1b.json, batching.{json,png}, kv_paging.json, prefix_cache_ttft.json,
+# hf_logits_1b.json, engine_check_1b.json, batching{,_graphs}.{json,png}, kv_paging.json, prefix_cache_ttft.json,
 # results.json + summary.md (harness), moe_profile.{json,txt}, fp8_inference.json, decode_graphs.json.
 # Never stops at the first failure; exits 1 if anything failed (a missed goal is not a failure: it is in the
 # JSON and printed as MISSED).
@@ -25,8 +26,8 @@ CONFIG=1b FP8_SIZE=full
 [ "$SIZE" = full ] || CONFIG=$( [ "$SIZE" = small ] && echo small || echo tiny )
 [ "$SIZE" = full ] || FP8_SIZE=$( [ "$SIZE" = small ] && echo small || echo tiny )
 ENGINE_BEFORE=ed6d5bb  # main before the engine's per-step rework (per-sequence prefill SDPA, per-layer masks)
-STEP_ARGS=(--config "$CONFIG" --device cuda --batch 1,8,32 --context 512 --steps 20)
-[ "$SIZE" = tiny ] && STEP_ARGS=(--config tiny --device cuda --batch 1,8 --context 32 --steps 10)
+STEP_ARGS=(--config "$CONFIG" --device cuda --batch 1,8,32 --context 512 --steps 20 --graphs)
+[ "$SIZE" = tiny ] && STEP_ARGS=(--config tiny --device cuda --batch 1,8 --context 32 --steps 10 --graphs)
 
 step env "$PY" -c 'import torch, transformers; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(), "transformers", transformers.__version__)'
 step tests timeout 240 "$PY" -m pytest -q tests/test_inference_model.py tests/test_inference_hf.py \
@@ -38,7 +39,7 @@ if git cat-file -e "$ENGINE_BEFORE^{commit}" 2>/dev/null; then  # the same timer
         && cp inference/step_time.py "$TMP/before/inference/"
     OUT_ABS=$(cd "$OUT" && pwd) PY_ABS=$(command -v "$PY" || echo "$PWD/$PY")
     step step_time_before bash -c "cd '$TMP/before' && PYTHONPATH='$TMP/before:$PWD' timeout 150 '$PY_ABS' -m inference.step_time \
-        ${STEP_ARGS[*]} --json '$OUT_ABS/step_time_before.json'"
+        ${STEP_ARGS[*]/--graphs/} --json '$OUT_ABS/step_time_before.json'"
 else
     echo "=== step_time_before: skipped (no git history of $ENGINE_BEFORE here)" | tee -a "$LOG"
 fi
@@ -47,6 +48,8 @@ step hf_logits timeout 240 "$PY" -m inference.hf_compat --config "$CONFIG" --dev
 step engine_check timeout 240 "$PY" -m inference.check --config "$CONFIG" --device cuda --json "$OUT/engine_check_${CONFIG}.json"
 step batching timeout 240 "$PY" -m ch16.batching --size "$SIZE" --device cuda --deadline 30 --json "$OUT/batching.json" \
     --plot "$OUT/batching.png"
+step batching_graphs timeout 150 "$PY" -m ch16.batching --size "$SIZE" --device cuda --deadline 20 --cuda-graphs \
+    --json "$OUT/batching_graphs.json" --plot "$OUT/batching_graphs.png"
 step kv_paging timeout 150 "$PY" -m ch16.kv_paging --size "$SIZE" --device cuda --deadline 30 --json "$OUT/kv_paging.json"
 step prefix_cache timeout 150 "$PY" -m ch16.prefix_cache_ttft --size "$SIZE" --device cuda --deadline 30 \
     --json "$OUT/prefix_cache_ttft.json"

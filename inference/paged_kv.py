@@ -101,13 +101,14 @@ class PagedKVCache:
             self.allocator.decref(p)
 
     # ---- one forward pass ----
-    def begin_step(self, rows: list[tuple[int, int, int]]) -> None:
+    def begin_step(self, rows: list[tuple[int, int, int]], key_multiple: int = 16) -> None:
         """rows: (seq_id, start, n_new) in the order their tokens are packed; keys 0..start+n_new-1 must fit.
 
         Everything a layer needs is computed here, once per step, on the host, and sent in one copy: the slot of
         every new token, and for each group of rows (decodes; prefill chunks) which packed tokens are its
         queries, which slots hold its keys and the position of each query. The layers then run the same few
-        tensor ops whatever the batch: no Python loop over sequences, no host sync inside the forward pass."""
+        tensor ops whatever the batch: no Python loop over sequences, no host sync inside the forward pass.
+        Key ranges are padded to a multiple of `key_multiple` (a CUDA graph of a decode step wants few shapes)."""
         ps = self.page_size
         tables = [self.pages[s] for s, _, _ in rows]
         width = max(len(t) for t in tables)
@@ -124,7 +125,7 @@ class PagedKVCache:
             if len(idx):
                 self.groups.append(name)
                 parts |= {f"{name}_{k}": v for k, v in _group_indices(table[idx], starts[idx], n_new[idx],
-                                                                      offsets[idx], ps).items()}
+                                                                      offsets[idx], ps, key_multiple).items()}
         self.in_order = len(self.groups) == 1 and bool((n_new == 1).all())
         # one host-to-device copy for the whole step (a pageable copy waits for the GPU: do it once, not per tensor)
         flat = torch.cat([v.flatten() for v in parts.values()]).to(self.device)
@@ -155,14 +156,15 @@ class PagedKVCache:
         return out.transpose(0, 1).unsqueeze(0)
 
 
-def _group_indices(table, starts, n_new, offsets, ps) -> dict[str, torch.Tensor]:
+def _group_indices(table, starts, n_new, offsets, ps, key_multiple) -> dict[str, torch.Tensor]:
     """For rows of one group: query tokens (rows, longest chunk), key slots (rows, longest key range rounded up to
-    16: SDPA's kernels pad a mask to that in every call otherwise), query positions, and which padded queries are
-    real (`valid`) with their packed token (`dest`). Padding repeats the row's last query and last key, so every
-    padded query sees at least one key (no all-masked row: no NaN)."""
+    key_multiple, at least 16: SDPA's kernels pad a mask to that in every call otherwise), query positions, and
+    which padded queries are real (`valid`) with their packed token (`dest`). Padding repeats the row's last query
+    and last key, so every padded query sees at least one key (no all-masked row: no NaN)."""
     longest_q, lens = int(n_new.max()), starts + n_new
     i = torch.minimum(torch.arange(longest_q)[None, :], (n_new - 1)[:, None])  # (rows, longest_q)
-    kpos = torch.minimum(torch.arange(-(-int(lens.max()) // 16) * 16)[None, :], (lens - 1)[:, None])
+    n_keys = -(-int(lens.max()) // key_multiple) * key_multiple
+    kpos = torch.minimum(torch.arange(n_keys)[None, :], (lens - 1)[:, None])
     valid = (torch.arange(longest_q)[None, :] < n_new[:, None]).flatten().nonzero().flatten()
     tok = offsets[:, None] + i
     return {"tok": tok, "slots": torch.gather(table, 1, kpos // ps) * ps + kpos % ps, "qpos": starts[:, None] + i,

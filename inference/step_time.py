@@ -1,6 +1,6 @@
 """How long one engine step takes: a decode step at several batch sizes, and the prefill of the same batch.
 
-    python -m inference.step_time --config 1b --device cuda --batch 1,8,32 --json step_time.json
+    python -m inference.step_time --config 1b --device cuda --batch 1,8,32 --graphs --json step_time.json
     python -m inference.step_time --config tiny --device cpu --batch 1,4 --context 32 --steps 4
 
 Each batch size gets its own engine: `batch` requests of `--context` random prompt tokens are prefilled in one
@@ -8,7 +8,8 @@ step (timed: the prefill), then `--steps` decode steps run (each timed; the medi
 the one host sync the engine makes (`.tolist()` of the sampled tokens), so wall time per step is the step's time.
 The JSON also counts the top-level ATen calls of one decode step's forward pass (torch.profiler): on a GPU each
 is at least one kernel launch plus some microseconds of Python and dispatch, which is what a step is made of
-when the batch is small.
+when the batch is small. `--graphs` also times the engine with decode-only steps replayed from CUDA graphs
+(`inference.graphed_decode`).
 
 Bound: a decode step reads every weight once plus the live KV, (weight bytes + batch * context * KV bytes per
 token) / HBM bandwidth: 2.5 GB at 1B in bf16 is ~0.5 ms at ~4.8 TB/s, so a few ms per step means the launches,
@@ -33,10 +34,12 @@ from inference.paged_kv import PagedKVCache
 from inference.scheduler import Engine, Request
 
 
-def _engine(model, batch: int, context: int, steps: int, page_size: int, seed: int) -> Engine:
+def _engine(model, batch: int, context: int, steps: int, page_size: int, seed: int, cuda_graphs: bool = False) -> Engine:
     g = torch.Generator().manual_seed(seed)
     n_pages = batch * (-(-(context + steps + 1) // page_size))
-    engine = Engine(model, new_paged_cache(model, n_pages, page_size), max_batch=batch, token_budget=batch * context)
+    graphs = {"cuda_graphs": True} if cuda_graphs else {}  # passed only when asked: older engines lack the option
+    engine = Engine(model, new_paged_cache(model, n_pages, page_size), max_batch=batch, token_budget=batch * context,
+                    **graphs)
     for i in range(batch):
         engine.add(Request(i, torch.randint(0, model.cfg.vocab, (context,), generator=g).tolist(), steps + 1))
     return engine
@@ -100,10 +103,10 @@ def profile_table(engine: Engine, steps: int = 3, rows: int = 25) -> str:
 
 
 def measure(model, batch: int, context: int, steps: int, page_size: int = 16, repeats: int = 3, seed: int = 0,
-            profile_to: Path | None = None) -> dict:
+            profile_to: Path | None = None, cuda_graphs: bool = False) -> dict:
     prefill = []
     for r in range(repeats):  # a fresh engine each time: the prefill is the first step of a batch
-        engine = _engine(model, batch, context, steps + 1, page_size, seed + r)
+        engine = _engine(model, batch, context, steps + 1, page_size, seed + r, cuda_graphs)
         prefill.append(_timed_step(engine))
     decode = [_timed_step(engine) for _ in range(steps - 4 if profile_to else steps)]
     ops = count_forward_ops(engine)
@@ -129,6 +132,7 @@ def main(argv=None) -> int:
     ap.add_argument("--context", type=int, default=512, help="prompt tokens per sequence")
     ap.add_argument("--steps", type=int, default=20, help="decode steps timed per batch size")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
+    ap.add_argument("--graphs", action="store_true", help="also time decode steps replayed from CUDA graphs")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--profile", type=Path, help="write torch.profiler's tables for the largest batch here")
     args = ap.parse_args(argv)
@@ -155,6 +159,12 @@ def main(argv=None) -> int:
     rows = []
     for b in batches:
         row = measure(model, b, args.context, args.steps, profile_to=args.profile if b == max(batches) else None)
+        if args.graphs:  # the same engine with decode-only steps replayed from CUDA graphs (eager on a CPU)
+            g = measure(model, b, args.context, args.steps, cuda_graphs=True)
+            row |= {"graphs_decode_ms": g["decode_ms"], "graphs_decode_tokens_per_s": g["decode_tokens_per_s"],
+                    "graphs_speedup": row["decode_ms"] / g["decode_ms"]}
+            print(f"{args.config} batch {b:>3}: decode with CUDA graphs {g['decode_ms']:8.2f} ms/step "
+                  f"({row['graphs_speedup']:.2f}x eager)", flush=True)
         rows.append(row)
         print(f"{args.config} batch {b:>3}: decode {row['decode_ms']:8.2f} ms/step ({row['decode_tokens_per_s']:9.1f} "
               f"tok/s, {row['forward_aten_ops_per_decode_step']} ATen calls), prefill {b}x{args.context} "

@@ -104,3 +104,15 @@ def test_prefix_cache_hits_and_returns_pages(model):
     assert all(alloc.refs[p] <= 1 for p in range(40))
     cached = engine.prefix.n_pages()
     assert engine.prefix.evict(40) == cached and alloc.n_free() == 40
+
+
+def test_graphed_decode_padding_changes_nothing(model, prompts, alone):
+    # On a CPU the graphed path runs its padded step eagerly: 6 rows padded to 8, keys to a multiple of 256
+    engine = Engine(model, new_paged_cache(model, 64, 8), max_batch=6, token_budget=24, cuda_graphs=True,
+                    keep_logits=True)
+    reqs = engine.run([Request(i, list(p), N_NEW) for i, p in enumerate(prompts)])
+    assert [r.output for r in reqs] == alone
+    for r, p in zip(reqs, prompts, strict=True):
+        torch.testing.assert_close(torch.stack(r.logits), torch.stack(generate_recompute(model, p, N_NEW)[1]),
+                                   rtol=1e-4, atol=1e-5)
+    assert engine.cache.allocator.n_free() == 64
