@@ -37,7 +37,7 @@ from inference.step_time import measure
 
 SIZES = {"tiny": dict(config="tiny", batches=[1, 4], context=32, steps=6, eval_batch=2, eval_len=32),
          "small": dict(config="1b", batches=[1, 32], context=256, steps=12, eval_batch=4, eval_len=128),
-         "full": dict(config="8b", batches=[1, 8, 32], context=512, steps=20, eval_batch=4, eval_len=256)}
+         "full": dict(config="8b", batches=[1, 32], context=512, steps=20, eval_batch=4, eval_len=256)}
 
 
 def to_fp8(model: nn.Module, rowwise: bool = True) -> nn.Module:
