@@ -139,7 +139,7 @@ class Engine:
     @torch.no_grad()
     def step(self) -> list[Request]:
         """One forward pass; returns the requests that finished in it."""
-        with record_function("engine.schedule"):  # labels for torch.profiler's trace (free when it is off)
+        with record_function("engine.schedule"):  # labels for torch.profiler's trace (microseconds when it is off)
             rows = self._schedule()
             if not rows:
                 return []
