@@ -12,8 +12,8 @@ the same prompts: top-1 agreement of the next-token logits at every position, an
 the logits' spread. Random weights give flat logits with small margins between the top two tokens, so top-1
 agreement here is a harder test than on a trained model.
 
-Bound: a decode step reads every weight once: at 8B, 15 GB of block weights in bf16 (the 1 GB head aside),
-7.5 GB in e4m3, so at batch 32 a bandwidth-bound step could approach 2x faster; each FP8 linear adds its
+Bound: a decode step reads every weight once: at 8B, 14 GB of block weights in bf16 (the 1 GB head aside),
+7 GB in e4m3, so at batch 32 a bandwidth-bound step could approach 2x faster; each FP8 linear adds its
 activation quantization (~6 small kernels) to the step's launches. A prefill is compute-bound: up to 2x from
 e4m3 tensor-core throughput.
 
