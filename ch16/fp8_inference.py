@@ -17,6 +17,10 @@ Bound: a decode step reads every weight once: at 8B, 14 GB of block weights in b
 activation quantization (~6 small kernels) to the step's launches. A prefill is compute-bound: up to 2x from
 e4m3 tensor-core throughput.
 
+Each decode step is timed twice: eager, and replayed from CUDA graphs (`Engine(cuda_graphs=True)`). In eager
+mode the host's launches can hide the bytes saved (and FP8 adds launches); the graphed step is the one whose time
+follows the bytes, so the goal is judged on it, with the eager ratio reported beside it.
+
 Goal (issue 16; a miss is reported as missed): FP8 decode step >= 1.3x bf16 at the 8B config, batch 32.
 """
 from __future__ import annotations
@@ -114,17 +118,23 @@ def main(argv=None) -> int:
                 report["accuracy"] = compare(ref, logits_of(model, tokens))
                 del ref
             warmup(model, model.cfg.vocab)
-            series[name] = [measure(model, b, s["context"], s["steps"]) for b in s["batches"]]
-            for r in series[name]:
-                print(f"{name:>5} batch {r['batch']:>3}: decode {r['decode_ms']:8.2f} ms/step, prefill "
-                      f"{r['batch']}x{r['context']} {r['prefill_ms']:8.1f} ms", flush=True)
+            series[name] = []
+            for b in s["batches"]:
+                r = measure(model, b, s["context"], s["steps"])
+                r["graphs_decode_ms"] = measure(model, b, s["context"], s["steps"], cuda_graphs=True)["decode_ms"]
+                series[name].append(r)
+                print(f"{name:>5} batch {b:>3}: decode {r['decode_ms']:8.2f} ms/step eager, {r['graphs_decode_ms']:8.2f} "
+                      f"from CUDA graphs; prefill {b}x{r['context']} {r['prefill_ms']:8.1f} ms", flush=True)
         print("accuracy:", json.dumps(report["accuracy"]))
-        speedups = [{"batch": b["batch"], "decode": b["decode_ms"] / f["decode_ms"], "prefill": b["prefill_ms"] / f["prefill_ms"]}
+        speedups = [{"batch": b["batch"], "decode_eager": b["decode_ms"] / f["decode_ms"],
+                     "decode_graphs": b["graphs_decode_ms"] / f["graphs_decode_ms"],
+                     "prefill": b["prefill_ms"] / f["prefill_ms"]}
                     for b, f in zip(series["bf16"], series["fp8"], strict=True)]
         largest = speedups[-1]
         report |= {"status": "ok", "series": series, "speedup": speedups,
-                   "goals": [goal(f"FP8 / bf16 decode step speed, {s['config']} batch {largest['batch']}",
-                                  largest["decode"], ">=", 1.3, "issue 16: FP8 decode step >= 1.3x bf16 at the 8B config")]}
+                   "goals": [goal(f"FP8 / bf16 decode step speed from CUDA graphs, {s['config']} batch {largest['batch']}",
+                                  largest["decode_graphs"], ">=", 1.3,
+                                  "issue 16: FP8 decode step >= 1.3x bf16 at the 8B config")]}
         if args.size != "full":
             report["goals"][0]["note"] = "the goal is for the 8B config (--size full); at this size it is shown, not judged"
     if args.json:

@@ -51,6 +51,7 @@ def test_fp8_engine_runs_and_measures_its_error(tmp_path):
     r = json.loads(out.read_text())
     assert r["status"] == "ok" and r["accuracy"]["top1_agreement"] >= 0.9 and r["accuracy"]["rel_l2_err"] < 0.1
     assert [s["batch"] for s in r["speedup"]] == [1, 4] and r["goals"][0]["target"] == 1.3
+    assert all(row["graphs_decode_ms"] > 0 for row in r["series"]["fp8"])
 
 
 def test_static_decode_step_equals_full_forward(tmp_path):
