@@ -116,3 +116,15 @@ def test_graphed_decode_padding_changes_nothing(model, prompts, alone):
         torch.testing.assert_close(torch.stack(r.logits), torch.stack(generate_recompute(model, p, N_NEW)[1]),
                                    rtol=1e-4, atol=1e-5)
     assert engine.cache.allocator.n_free() == 64
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_decode_steps_from_cuda_graphs_equal_eager(prompts):
+    torch.manual_seed(0)
+    gpu_model = Decoder(CONFIGS["tiny"]).cuda().eval()
+    eager = generate_paged(gpu_model, prompts, N_NEW, page_size=8, token_budget=24, keep_logits=True)
+    graphed = generate_paged(gpu_model, prompts, N_NEW, page_size=8, token_budget=24, keep_logits=True, cuda_graphs=True)
+    for a, b in zip(eager, graphed, strict=True):
+        assert a.output == b.output
+        torch.testing.assert_close(torch.stack(b.logits), torch.stack(a.logits), rtol=1e-4, atol=1e-5)
