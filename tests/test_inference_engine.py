@@ -119,7 +119,6 @@ def test_graphed_decode_padding_changes_nothing(model, prompts, alone):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_decode_steps_from_cuda_graphs_equal_eager(prompts):
     torch.manual_seed(0)
     gpu_model = Decoder(CONFIGS["tiny"]).cuda().eval()
