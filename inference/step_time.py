@@ -1,7 +1,7 @@
 """How long one engine step takes: a decode step at several batch sizes, and the prefill of the same batch.
 
-    python -m inference.step_time --config 1b --device cuda --batch 1,8,32 --graphs --json step_time.json
-    python -m inference.step_time --config tiny --device cpu --batch 1,4 --context 32 --steps 4
+    python -m inference.step_time --config 1b --device cuda --batch 1,8,32 --graphs --json step_time.json --profile prof.txt
+    python -m inference.step_time --config tiny --device cpu --batch 1,4 --context 32 --steps 6
 
 Each batch size gets its own engine: `batch` requests of `--context` random prompt tokens are prefilled in one
 step (timed: the prefill), then `--steps` decode steps run (each timed; the median is reported). A step ends with
