@@ -40,6 +40,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--plot", type=Path, help="where to write the latency-throughput plot (PNG)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
     ap.add_argument("--deadline", type=float, default=90.0, help="seconds per point before it is cut short")
+    ap.add_argument("--cuda-graphs", action="store_true", help="the engine replays decode-only steps from CUDA graphs")
     return ap
 
 
@@ -73,7 +74,7 @@ def run_series(model, variants: list[str], workloads: list[Workload], args, **en
         for w in workloads:
             max_len = min(model.cfg.max_seq, w.prefix_len + w.max_prompt + w.max_output)
             p = run_point(model, flags, w, max_len=max_len, slo_ttft=SLO["ttft_s"], slo_tpot=SLO["tpot_s"],
-                          deadline_s=args.deadline, **s)
+                          deadline_s=args.deadline, cuda_graphs=args.cuda_graphs, **s)
             p["workload"] = w.as_dict()
             points.append(p)
             print(f"{name:>18} rate {w.rate:>6}/s: {p['output_tokens_per_s'] or 0:9.1f} out tok/s, TTFT p50 "
@@ -107,6 +108,7 @@ def write(args, name: str, model, series: dict, goals: list[dict], **extra) -> N
     dtype = model.output.weight.dtype
     report = {"name": name, "provenance": provenance(torch.device(args.device), size=args.size, threads=threads),
               "config": SIZES[args.size]["config"], "dtype": str(dtype), "size": args.size,
+              "cuda_graphs": args.cuda_graphs,
               "kv_bytes_per_token": PagedKVCache.bytes_per_token(model.cfg, dtype), "slo": SLO,
               "goals": goals, "series": series, **extra}
     if args.json:

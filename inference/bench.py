@@ -47,12 +47,12 @@ def build_model(config: str, device: str, dtype: torch.dtype, seed: int = 0) -> 
 
 
 def make_engine(model, flags: set[str], kv_tokens: int, page_size: int, max_len: int, max_batch: int,
-                token_budget: int) -> Engine:
+                token_budget: int, cuda_graphs: bool = False) -> Engine:
     # contiguous: one page of max_len tokens per sequence, reserved whole at its first token
     ps = max_len if "contiguous" in flags else page_size
     cache = new_paged_cache(model, max(1, kv_tokens // ps), ps)
     return Engine(model, cache, max_batch=max_batch, token_budget=token_budget,
-                  prefix_cache="prefix" in flags, static="static" in flags)
+                  prefix_cache="prefix" in flags, static="static" in flags, cuda_graphs=cuda_graphs)
 
 
 def warmup(model, vocab: int) -> None:
@@ -65,8 +65,8 @@ def warmup(model, vocab: int) -> None:
 
 def run_point(model, flags: set[str], workload: Workload, *, kv_tokens: int, page_size: int, max_len: int,
               max_batch: int, token_budget: int, slo_ttft: float, slo_tpot: float, deadline_s: float = float("inf"),
-              keep_requests: bool = False) -> dict:
-    engine = make_engine(model, flags, kv_tokens, page_size, max_len, max_batch, token_budget)
+              keep_requests: bool = False, cuda_graphs: bool = False) -> dict:
+    engine = make_engine(model, flags, kv_tokens, page_size, max_len, max_batch, token_budget, cuda_graphs)
     reqs = poisson_requests(workload, model.cfg.vocab)
     makespan = serve(engine, reqs, deadline_s)
     used = [u / r for u, r in engine.kv_used if r]
@@ -109,6 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--per-request", action="store_true")
+    ap.add_argument("--cuda-graphs", action="store_true", help="decode-only steps replayed from CUDA graphs")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args(argv)
@@ -147,7 +148,8 @@ def main(argv=None) -> int:
                          n_prefixes=args.n_prefixes, seed=args.seed)
             p = run_point(model, flags, w, kv_tokens=args.kv_tokens, page_size=args.page_size, max_len=max_len,
                           max_batch=args.max_batch, token_budget=args.token_budget, slo_ttft=args.slo_ttft,
-                          slo_tpot=args.slo_tpot, deadline_s=args.deadline, keep_requests=args.per_request)
+                          slo_tpot=args.slo_tpot, deadline_s=args.deadline, keep_requests=args.per_request,
+                          cuda_graphs=args.cuda_graphs)
             p["workload"] = w.as_dict()
             points.append(p)
             print(f"{name:>22} rate {rate:>7.2f}/s: {_f(p['output_tokens_per_s'], 1)} tok/s  "

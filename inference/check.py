@@ -1,5 +1,6 @@
 """The engine's correctness on any device and config: paged generation (prompts of different lengths in one
-batch, chunked prefill) against a contiguous cache and against full recomputation, greedy and sampled.
+batch, chunked prefill) against a contiguous cache and against full recomputation, greedy and sampled; on a GPU
+also with decode steps replayed from CUDA graphs (`inference.graphed_decode`).
 
     python -m inference.check --config 1b --device cuda --json engine_check.json
 
@@ -56,9 +57,10 @@ def main(argv=None) -> int:
     prompts = [torch.randint(0, model.cfg.vocab, (n,), generator=g).tolist() for n in (7, 40, 129, 1, 77)]
     tol = 1e-3 if args.dtype == "float32" else 0.1  # relative to the logits' largest magnitude
     rows = []
-    for temperature in (0.0, 1.0):
+    graphs = [False, True] if args.device.startswith("cuda") else [False]  # decode steps eager, then CUDA graphs
+    for temperature, cuda_graphs in ((t, cg) for t in (0.0, 1.0) for cg in graphs):
         done = generate_paged(model, prompts, args.new_tokens, temperature=temperature, top_k=50, seed=5,
-                              page_size=16, token_budget=64, keep_logits=True)
+                              page_size=16, token_budget=64, keep_logits=True, cuda_graphs=cuda_graphs)
         for i, (r, p) in enumerate(zip(done, prompts, strict=True)):
             refs = {"contiguous": generate_contiguous(model, p, args.new_tokens, temperature, 50, 5 + i),
                     "recompute": generate_recompute(model, p, args.new_tokens, temperature, 50, 5 + i)}
@@ -66,6 +68,7 @@ def main(argv=None) -> int:
                 scale = max(x.abs().max().item() for x in logits)
                 c = compare(r.output, r.logits, toks, logits, tie=tol * scale)
                 c.update(prompt_len=len(p), temperature=temperature, reference=ref_name, logit_scale=scale,
+                         engine="cuda_graphs" if cuda_graphs else "eager",
                          # a sampled token may also flip at a rounding-level difference: there the logits decide
                          passed=(c["near_tie"] or temperature > 0) and c["max_logit_error"] <= tol * scale)
                 rows.append(c)

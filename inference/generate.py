@@ -52,11 +52,13 @@ def new_paged_cache(model, n_pages: int, page_size: int = 16) -> PagedKVCache:
 
 
 def generate_paged(model, prompts: list[list[int]], max_new_tokens: int, temperature=0.0, top_k=0, seed=0,
-                   page_size=16, n_pages=None, token_budget=512, max_batch=64, prefix_cache=False, keep_logits=False):
+                   page_size=16, n_pages=None, token_budget=512, max_batch=64, prefix_cache=False, keep_logits=False,
+                   cuda_graphs=False):
     """All prompts through the engine at once; request i samples with seed + i. Returns the finished requests."""
     if n_pages is None:  # enough for everyone at once
         n_pages = sum(-(-(len(p) + max_new_tokens) // page_size) for p in prompts)
     engine = Engine(model, new_paged_cache(model, n_pages, page_size), max_batch=max_batch,
-                    token_budget=token_budget, prefix_cache=prefix_cache, keep_logits=keep_logits)
+                    token_budget=token_budget, prefix_cache=prefix_cache, keep_logits=keep_logits,
+                    cuda_graphs=cuda_graphs)
     reqs = [Request(i, list(p), max_new_tokens, temperature, top_k, seed + i) for i, p in enumerate(prompts)]
     return engine.run(reqs)

@@ -14,11 +14,13 @@ page is ever written by two owners (no copy-on-write).
 A contiguous cache is the special case page_size = max_seq with the whole page reserved when a sequence starts;
 `ch16` compares the two at one memory budget.
 
-Attention here is simple and correct first: each layer gathers a sequence's pages into a contiguous tensor and
-calls SDPA. Decode rows (one new token) share one batched SDPA over keys padded to the longest sequence (the
-query heads of a kv head folded into query rows, so GQA needs no repeated keys); prefill chunks get one SDPA
-each. Bound per decode step and layer: every live KV byte is read for the gather, written, and read again by
-attention (3 x the KV bytes), where a fused paged kernel reads them once.
+Attention here is simple and correct first: each layer gathers the sequences' pages into a contiguous tensor and
+calls SDPA, once for all decode rows (one new token each) and once for all prefill chunks (queries padded to the
+longest chunk), with the query heads of a kv head folded into query rows so GQA needs no repeated keys. All the
+indexing (slots to write, slots to gather, masks) is computed once per step in `begin_step` and sent to the device
+in one copy, so a layer is a fixed handful of tensor ops whatever the batch. Bound per decode step and layer: every
+live KV byte is read for the gather, written, and read again by attention (3 x the KV bytes), where a fused paged
+kernel reads them once.
 """
 from __future__ import annotations
 
@@ -99,12 +101,15 @@ class PagedKVCache:
             self.allocator.decref(p)
 
     # ---- one forward pass ----
-    def begin_step(self, rows: list[tuple[int, int, int]]) -> None:
+    def begin_step(self, rows: list[tuple[int, int, int]], key_multiple: int = 16) -> None:
         """rows: (seq_id, start, n_new) in the order their tokens are packed; keys 0..start+n_new-1 must fit.
 
-        Slot indices are computed for the whole step at once from a padded block table (a few tensor ops, not a
-        few per sequence): the scheduler's cost per step should not grow with the batch faster than the GPU's."""
-        dev, ps = self.device, self.page_size
+        Everything a layer needs is computed here, once per step, on the host, and sent in one copy: the slot of
+        every new token, and for each group of rows (decodes; prefill chunks) which packed tokens are its
+        queries, which slots hold its keys and the position of each query. The layers then run the same few
+        tensor ops whatever the batch: no Python loop over sequences, no host sync inside the forward pass.
+        Key ranges are padded to a multiple of `key_multiple` (a CUDA graph of a decode step wants few shapes)."""
+        ps = self.page_size
         tables = [self.pages[s] for s, _, _ in rows]
         width = max(len(t) for t in tables)
         table = torch.tensor([t + [0] * (width - len(t)) for t in tables], dtype=torch.long)  # (rows, pages)
@@ -113,48 +118,69 @@ class PagedKVCache:
         offsets = torch.cumsum(n_new, 0) - n_new
         row_of = torch.repeat_interleave(torch.arange(len(rows)), n_new)  # the row of each packed token
         pos = starts[row_of] + torch.arange(int(n_new.sum())) - offsets[row_of]
-        self.write_slots = (table[row_of, pos // ps] * ps + pos % ps).to(dev)
-        self.decode_idx = [i for i, (_, _, n) in enumerate(rows) if n == 1]
-        # decode rows: keys 0..start, padded to the longest (padding repeats a valid slot and is masked out)
-        if self.decode_idx:
-            d = torch.tensor(self.decode_idx)
-            lens = starts[d] + 1
-            kpos = torch.minimum(torch.arange(int(lens.max()))[None, :], (lens - 1)[:, None])
-            self.decode_gather = (torch.gather(table[d], 1, kpos // ps) * ps + kpos % ps).to(dev)
-            self.decode_mask = (torch.arange(kpos.shape[1])[None, :] < lens[:, None]).to(dev)[:, None, None, :]
-            self.decode_tok = offsets[d].to(dev)
-        # prefill rows (chunks of a prompt): one SDPA each, queries at start..start+n-1
-        self.prefill = []
-        for i, (s, a, n) in enumerate(rows):
-            if n > 1:
-                kp = torch.arange(a + n)
-                self.prefill.append((int(offsets[i]), s, a, n, (table[i, kp // ps] * ps + kp % ps).to(dev)))
+        parts = {"write_slots": table[row_of, pos // ps] * ps + pos % ps}
+        self.groups = []
+        for name, sel in (("decode", n_new == 1), ("prefill", n_new > 1)):
+            idx = sel.nonzero().flatten()
+            if len(idx):
+                self.groups.append(name)
+                parts |= {f"{name}_{k}": v for k, v in _group_indices(table[idx], starts[idx], n_new[idx],
+                                                                      offsets[idx], ps, key_multiple).items()}
+        self.in_order = len(self.groups) == 1 and bool((n_new == 1).all())
+        # one host-to-device copy for the whole step (a pageable copy waits for the GPU: do it once, not per tensor)
+        flat = torch.cat([v.flatten() for v in parts.values()]).to(self.device)
+        self.idx = dict(zip(parts, (t.view(v.shape) for t, v in
+                                    zip(flat.split([v.numel() for v in parts.values()]), parts.values(), strict=True)),
+                            strict=True))
+        groups = self.cfg.n_heads // self.cfg.n_kv_heads
+        for name in self.groups:  # masks are built on the device, once per step: key j is seen by query at p if j <= p
+            qpos = self.idx[f"{name}_qpos"].repeat(1, groups)  # query row g * longest + i is query i (see _attend_group)
+            seen = torch.arange(self.idx[f"{name}_slots"].shape[1], device=self.device) <= qpos[..., None]
+            # additive, in the cache's dtype: SDPA would convert a boolean mask to this in every layer
+            self.idx[f"{name}_mask"] = torch.zeros(seen.shape, dtype=self.k.dtype, device=self.device).masked_fill_(
+                ~seen, float("-inf"))[:, None]
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """q (1, heads, n_tokens, hd), k/v (1, kv_heads, n_tokens, hd), packed by row: write k/v, attend per row."""
+        """q (1, heads, n_tokens, hd), k/v (1, kv_heads, n_tokens, hd), packed by row: write k/v, attend per row.
+        Returns (1, heads, n_tokens, hd) laid out token-major, so the caller's transpose + reshape is a view."""
         kl, vl = self.k[layer], self.v[layer]
-        kl.index_copy_(0, self.write_slots, k[0].transpose(0, 1))
-        vl.index_copy_(0, self.write_slots, v[0].transpose(0, 1))
-        out = torch.empty_like(q)
-        groups = q.shape[1] // k.shape[1]
-        if self.decode_idx:
-            # grouped-query decode: the `groups` query heads of one kv head become that head's query rows, so
-            # keys/values are used as gathered, not repeated per query head (head j reads kv head j // groups)
-            b, kvh, hd = len(self.decode_idx), k.shape[1], q.shape[-1]
-            qd = q[0, :, self.decode_tok].transpose(0, 1).reshape(b, kvh, groups, hd)
-            keys = kl[self.decode_gather].permute(0, 2, 1, 3)  # (b, kv_heads, longest, hd)
-            vals = vl[self.decode_gather].permute(0, 2, 1, 3)
-            od = F.scaled_dot_product_attention(qd, keys, vals, attn_mask=self.decode_mask)
-            out[0, :, self.decode_tok] = od.reshape(b, kvh * groups, hd).transpose(0, 1)
-        for off, _, start, n, slots in self.prefill:
-            qp = q[:, :, off:off + n]
-            keys, vals = kl[slots].permute(1, 0, 2).unsqueeze(0), vl[slots].permute(1, 0, 2).unsqueeze(0)
-            if groups > 1:
-                keys, vals = keys.repeat_interleave(groups, dim=1), vals.repeat_interleave(groups, dim=1)
-            if start == 0:
-                o = F.scaled_dot_product_attention(qp, keys, vals, is_causal=True)
-            else:  # query i sits at start + i and sees keys 0 .. start + i
-                mask = torch.arange(start + n, device=q.device)[None, :] <= (start + torch.arange(n, device=q.device))[:, None]
-                o = F.scaled_dot_product_attention(qp, keys, vals, attn_mask=mask)
-            out[:, :, off:off + n] = o
-        return out
+        kl.index_copy_(0, self.idx["write_slots"], k[0].transpose(0, 1))
+        vl.index_copy_(0, self.idx["write_slots"], v[0].transpose(0, 1))
+        if self.in_order:  # one group whose queries are the packed tokens in order (a decode-only step)
+            ix = {k: self.idx[f"{self.groups[0]}_{k}"] for k in ("slots", "mask")}
+            return _attend_group(q[0], kl, vl, ix).transpose(0, 1).unsqueeze(0)
+        out = q.new_empty(q.shape[2], q.shape[1], q.shape[3])  # (n_tokens, heads, hd)
+        for name in self.groups:
+            ix = {k: self.idx[f"{name}_{k}"] for k in ("tok", "slots", "mask", "valid", "dest")}
+            out.index_copy_(0, ix["dest"], _attend_group(q[0], kl, vl, ix))
+        return out.transpose(0, 1).unsqueeze(0)
+
+
+def _group_indices(table, starts, n_new, offsets, ps, key_multiple) -> dict[str, torch.Tensor]:
+    """For rows of one group: query tokens (rows, longest chunk), key slots (rows, longest key range rounded up to
+    key_multiple, at least 16: SDPA's kernels pad a mask to that in every call otherwise), query positions, and
+    which padded queries are real (`valid`) with their packed token (`dest`). Padding repeats the row's last query
+    and last key, so every padded query sees at least one key (no all-masked row: no NaN)."""
+    longest_q, lens = int(n_new.max()), starts + n_new
+    i = torch.minimum(torch.arange(longest_q)[None, :], (n_new - 1)[:, None])  # (rows, longest_q)
+    n_keys = -(-int(lens.max()) // key_multiple) * key_multiple
+    kpos = torch.minimum(torch.arange(n_keys)[None, :], (lens - 1)[:, None])
+    valid = (torch.arange(longest_q)[None, :] < n_new[:, None]).flatten().nonzero().flatten()
+    tok = offsets[:, None] + i
+    return {"tok": tok, "slots": torch.gather(table, 1, kpos // ps) * ps + kpos % ps, "qpos": starts[:, None] + i,
+            "valid": valid, "dest": tok.flatten()[valid]}
+
+
+def _attend_group(q, kl, vl, ix) -> torch.Tensor:
+    """One SDPA for a group of rows. q (heads, n_tokens, hd); returns (n_valid, heads, hd) for ix["dest"].
+
+    Grouped-query attention without repeating keys: the `groups` query heads of one kv head become that head's
+    query rows (head j reads kv head j // groups), so keys/values are used as gathered."""
+    rows, longest_q = ix["tok"].shape if "tok" in ix else (q.shape[1], 1)  # no "tok": one query per row, in order
+    heads, hd, kv_heads = q.shape[0], q.shape[-1], kl.shape[1]
+    qg = (q[:, ix["tok"]] if "tok" in ix else q[:, :, None]).transpose(0, 1).reshape(rows, kv_heads, -1, hd)
+    keys = kl[ix["slots"]].transpose(1, 2)  # (rows, kv_heads, longest key range, hd)
+    vals = vl[ix["slots"]].transpose(1, 2)
+    o = F.scaled_dot_product_attention(qg, keys, vals, attn_mask=ix["mask"])
+    o = o.reshape(rows, heads, longest_q, hd).transpose(1, 2).reshape(rows * longest_q, heads, hd)
+    return o if "valid" not in ix or o.shape[0] == ix["valid"].numel() else o[ix["valid"]]

@@ -22,7 +22,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import torch
+from torch.profiler import record_function
 
+from inference.graphed_decode import GraphedDecode
 from inference.paged_kv import PagedKVCache
 from inference.prefix_cache import PrefixCache
 
@@ -67,11 +69,13 @@ def sample(logits: torch.Tensor, temperature: float, top_k: int, generator: torc
 
 class Engine:
     def __init__(self, model, cache: PagedKVCache, max_batch: int = 64, token_budget: int = 512,
-                 prefix_cache: bool = False, static: bool = False, keep_logits: bool = False, clock=time.perf_counter):
+                 prefix_cache: bool = False, static: bool = False, keep_logits: bool = False, clock=time.perf_counter,
+                 cuda_graphs: bool = False):
         self.model, self.cache = model, cache
         self.max_batch, self.token_budget, self.static = max_batch, token_budget, static
         self.prefix = PrefixCache(cache) if prefix_cache else None
         self.keep_logits, self.clock = keep_logits, clock
+        self.graphed = GraphedDecode(model, cache) if cuda_graphs else None  # decode-only steps from CUDA graphs
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []  # in admission order: the last is the first to be preempted
         self.steps = 0
@@ -135,20 +139,28 @@ class Engine:
     @torch.no_grad()
     def step(self) -> list[Request]:
         """One forward pass; returns the requests that finished in it."""
-        rows = self._schedule()
-        if not rows:
-            return []
-        tokens, positions, last = [], [], []
-        for r, n in rows:
-            tokens += r.tokens[r.n_computed:r.n_computed + n]
-            positions += range(r.n_computed, r.n_computed + n)
-            last.append(len(tokens) - 1)
-        dev = self.cache.device
-        self.cache.begin_step([(r.rid, r.n_computed, n) for r, n in rows])
-        logits = self.model(torch.tensor([tokens], device=dev), cache=self.cache,
-                            positions=torch.tensor(positions, device=dev),
-                            logits_at=torch.tensor(last, device=dev))[0]
-        greedy = logits.argmax(-1).tolist()  # one device sync per step
+        with record_function("engine.schedule"):  # labels for torch.profiler's trace (microseconds when it is off)
+            rows = self._schedule()
+            if not rows:
+                return []
+            tokens, positions, last = [], [], []
+            for r, n in rows:
+                tokens += r.tokens[r.n_computed:r.n_computed + n]
+                positions += range(r.n_computed, r.n_computed + n)
+                last.append(len(tokens) - 1)
+            step_rows = [(r.rid, r.n_computed, n) for r, n in rows]
+            graphed = self.graphed is not None and len(tokens) == len(rows)  # decode-only: one token per row
+            if not graphed:
+                self.cache.begin_step(step_rows)
+                inputs = torch.tensor(tokens + positions + last).to(self.cache.device)  # one host-to-device copy
+                tokens_d, positions_d, last_d = inputs.split([len(tokens), len(positions), len(last)])
+        with record_function("engine.forward"):
+            if graphed:
+                logits = self.graphed(step_rows, tokens)
+            else:
+                logits = self.model(tokens_d[None], cache=self.cache, positions=positions_d, logits_at=last_d)[0]
+        with record_function("engine.sample"):
+            greedy = logits.argmax(-1).tolist()  # the one device sync per step
         now = self.clock()
         finished = []
         for i, (r, n) in enumerate(rows):

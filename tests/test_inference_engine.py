@@ -104,3 +104,26 @@ def test_prefix_cache_hits_and_returns_pages(model):
     assert all(alloc.refs[p] <= 1 for p in range(40))
     cached = engine.prefix.n_pages()
     assert engine.prefix.evict(40) == cached and alloc.n_free() == 40
+
+
+def test_graphed_decode_padding_changes_nothing(model, prompts, alone):
+    # On a CPU the graphed path runs its padded step eagerly: 6 rows padded to 8, keys to a multiple of 256
+    engine = Engine(model, new_paged_cache(model, 64, 8), max_batch=6, token_budget=24, cuda_graphs=True,
+                    keep_logits=True)
+    reqs = engine.run([Request(i, list(p), N_NEW) for i, p in enumerate(prompts)])
+    assert [r.output for r in reqs] == alone
+    for r, p in zip(reqs, prompts, strict=True):
+        torch.testing.assert_close(torch.stack(r.logits), torch.stack(generate_recompute(model, p, N_NEW)[1]),
+                                   rtol=1e-4, atol=1e-5)
+    assert engine.cache.allocator.n_free() == 64
+
+
+@pytest.mark.gpu
+def test_decode_steps_from_cuda_graphs_equal_eager(prompts):
+    torch.manual_seed(0)
+    gpu_model = Decoder(CONFIGS["tiny"]).cuda().eval()
+    eager = generate_paged(gpu_model, prompts, N_NEW, page_size=8, token_budget=24, keep_logits=True)
+    graphed = generate_paged(gpu_model, prompts, N_NEW, page_size=8, token_budget=24, keep_logits=True, cuda_graphs=True)
+    for a, b in zip(eager, graphed, strict=True):
+        assert a.output == b.output
+        torch.testing.assert_close(torch.stack(b.logits), torch.stack(a.logits), rtol=1e-4, atol=1e-5)
