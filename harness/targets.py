@@ -16,6 +16,7 @@ Metrics: speedup (over the baseline, paired), speedup_vs_reference (over the fas
 of the fastest verified optimized variant: median_ms, gbps, tflops, items_per_s, fraction_of_peak_bandwidth,
 fraction_of_peak_flops. `variant = "name"` judges that variant instead. A claim that applies but cannot be
 measured (a misspelt variant is refused when the file is read; a missing peaks file is not) counts as missed.
+`missed_why = "..."` is shown beside a miss: what was measured about its cause (never a reason to pass it).
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def load_targets(chapter_dir: Path) -> dict:
             if spec.get("op", ">=") not in OPS:
                 raise TargetsError(f"{where} op must be one of {', '.join(OPS)}")
             for key, value in spec.items():
-                text_key = key in ("op", "source", "variant", "command") or key.startswith("source_")
+                text_key = key in ("op", "source", "variant", "command", "missed_why") or key.startswith("source_")
                 if not text_key and (isinstance(value, bool) or not isinstance(value, (int, float))):
                     raise TargetsError(f"{where} {key} must be a number, got {value!r}")
     return data
@@ -138,5 +139,7 @@ def evaluate(example_targets: dict, result: ExampleResult, arch: str) -> list[Ta
         else:
             check.measured, check.why = _measured(result, metric, variant)
             check.met = False if check.measured is None else bool(OPS[op](check.measured, value))
+            if check.met is False and not check.why and spec.get("missed_why"):
+                check.why = spec["missed_why"]   # what the example's authors measured as the reason
         out.append(check)
     return out

@@ -149,6 +149,10 @@ def test_targets_evaluate_per_architecture():
     named = {"speedup": {"op": ">=", "default": 2.0, "variant": "kernel"}}
     assert targets.evaluate(named, result, "H100")[0].measured == 3.0
     assert targets.evaluate({"speedup": {**spec["speedup"], "cpu": 1.0}}, result, "cpu")[0].met is True
+    # a stated cause is shown beside a miss, and never beside a claim that was met
+    why = {"speedup": {"default": 9.0, "missed_why": "two passes per row"}}
+    assert targets.evaluate(why, result, "H200")[0].why == "two passes per row"
+    assert targets.evaluate({"speedup": {**why["speedup"], "default": 2.0}}, result, "H200")[0].why in (None, "")
 
 
 def test_a_claim_that_cannot_be_measured_is_missed_and_a_skipped_variant_is_not_judged():
