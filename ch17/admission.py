@@ -117,9 +117,14 @@ def main(argv=None) -> int:
     for label, run in runs.items():
         off, on = run["points"]["admit_all"][-1], run["points"]["early_rejection"][-1]
         a, b = on["goodput_requests_per_s"], off["goodput_requests_per_s"]
-        ratio = None if a is None or b is None else (math.inf if b == 0 else a / b)
-        goals.append({"run": label, **common.goal("admission", f"{label}: goodput with / without early rejection "
-                                                  f"at {off['load']}x load", ratio, common.arch_of(args.device))})
+        ratio = None if a is None or b is None else (math.inf if b == 0 and a > 0 else a / b if b else None)
+        judged = common.goal("admission", f"{label}: goodput with / without early rejection at {off['load']}x load",
+                             ratio, common.arch_of(args.device))
+        if a == 0 and b == 0 and judged["target"] is not None:
+            # 0 / 0 shows nothing: the claim is that rejection keeps goodput, so none kept is a miss
+            judged.update(met=False, why="no request met the SLO with early rejection or without")
+            print(f"goal: {label}: MISSED ({judged['why']})")
+        goals.append({"run": label, **judged})
         peak = max(p["goodput_requests_per_s"] or 0 for p in run["points"]["early_rejection"])
         run["goodput_held"] = (on["goodput_requests_per_s"] or 0) / peak if peak else None
         print(f"{label}: with early rejection, goodput at the highest load is {run['goodput_held'] or 0:.0%} of its peak")
