@@ -34,18 +34,6 @@ STEP_ARGS=(--config "$CONFIG" --device cuda --batch 1,32 --context 512 --steps 2
 # The whole script keeps to BUDGET_S seconds (default 360): each step's timeout is cut to what is left, and a step
 # that would get less than 20 s is skipped (listed, not failed). Steps run most important first.
 BUDGET_S=${BUDGET_S:-360}
-skipped=()
-timed() {  # timed NAME LIMIT_S CMD...: `step` under a timeout of min(LIMIT_S, what the budget has left)
-    local name=$1 limit=$2; shift 2
-    local left=$((BUDGET_S - SECONDS))
-    if [ "$left" -lt 20 ]; then
-        echo "=== $name: skipped (the ${BUDGET_S} s budget is spent; BUDGET_S=... gives more)" | tee -a "$LOG"
-        skipped+=("$name")
-        return
-    fi
-    step "$name" timeout "$(( limit < left ? limit : left ))" "$@"
-}
-
 step env "$PY" -c 'import torch, transformers; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(), "transformers", transformers.__version__)'
 timed tests 90 "$PY" -m pytest -q tests/test_inference_hf.py tests/test_inference_engine.py tests/test_ch16_examples.py
 timed step_time 60 "$PY" -m inference.step_time "${STEP_ARGS[@]}" --json "$OUT/step_time_after.json" \

@@ -14,18 +14,19 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/gpu_check_lib.sh
+BUDGET_S=${BUDGET_S:-270}   # the whole script's seconds; each step's timeout is cut to what is left
 size_option "$@"
 SM="$OUT/step_model.json"
 
 step env "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())'
-step tests timeout 120 "$PY" -m pytest -q tests/test_ch17.py
-step step_model timeout 120 "$PY" -m ch17.step_model --size "$SIZE" --device cuda --json "$SM"
+timed tests 120 "$PY" -m pytest -q tests/test_ch17.py
+timed step_model 120 "$PY" -m ch17.step_model --size "$SIZE" --device cuda --json "$SM"
 SMARG=(); [ -s "$SM" ] && SMARG=(--step-model "$SM")   # else each command measures its own
-step routing timeout 240 "$PY" -m ch17.routing --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 15 \
+timed routing 240 "$PY" -m ch17.routing --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 15 \
     --json "$OUT/routing.json" --plot "$OUT/routing.png"
-step admission timeout 200 "$PY" -m ch17.admission --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 12 \
+timed admission 200 "$PY" -m ch17.admission --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --wall-limit 12 \
     --json "$OUT/admission.json" --plot "$OUT/admission.png"
-step capacity_plan timeout 60 "$PY" -m ch17.capacity_plan --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --json "$OUT/capacity_plan.json"
+timed capacity_plan 60 "$PY" -m ch17.capacity_plan --size "$SIZE" --device cuda ${SMARG[@]+"${SMARG[@]}"} --json "$OUT/capacity_plan.json"
 
-echo "=== summary: ${#failed[@]} step(s) failed${failed:+: ${failed[*]}}" | tee -a "$LOG"
+echo "=== summary: ${#failed[@]} step(s) failed${failed:+: ${failed[*]}}; ${#skipped[@]} skipped for time${skipped:+: ${skipped[*]}}" | tee -a "$LOG"
 [ ${#failed[@]} -eq 0 ]

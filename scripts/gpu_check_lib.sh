@@ -2,6 +2,9 @@
 # ./gpu_check_out), PY, TMP (removed on exit), LOG ($OUT/summary.txt), the list `failed` and:
 #   size_option "$@"      SIZE from `--size full|small|tiny` (default full); anything else exits 2
 #   step NAME CMD...      run, log to LOG, remember a failure, go on
+#   timed NAME LIMIT CMD... `step` under a timeout of min(LIMIT, what BUDGET_S has left since the script started);
+#                         with under 20 s left the step is listed in `skipped` instead (not a failure). A script
+#                         sets its own default budget (BUDGET_S=${BUDGET_S:-300}); the caller may give more.
 OUT=${OUT:-gpu_check_out}
 mkdir -p "$OUT"
 PY=python3
@@ -27,4 +30,16 @@ step() {
     local rc=${PIPESTATUS[0]}
     echo "=== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$LOG"
     [ "$rc" -eq 0 ] || failed+=("$name")
+}
+
+skipped=()
+timed() {
+    local name=$1 limit=$2; shift 2
+    local left=$(( ${BUDGET_S:-100000} - SECONDS ))
+    if [ "$left" -lt 20 ]; then
+        echo "=== $name: skipped (the ${BUDGET_S} s budget is spent; BUDGET_S=... gives more)" | tee -a "$LOG"
+        skipped+=("$name")
+        return
+    fi
+    step "$name" timeout "$(( limit < left ? limit : left ))" "$@"
 }
