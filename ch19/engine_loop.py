@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from inference.loadgen import serve
 from inference.scheduler import Engine, Request
 
 
@@ -32,24 +33,9 @@ def timed_step(engine: Engine, before=None, after=None) -> list[Request]:
 
 
 def serve_with(engine: Engine, requests: list[Request], before=None, after=None, deadline_s: float = float("inf")):
-    """Online: request i joins at its arrival time; returns the makespan (seconds)."""
-    pending = sorted(requests, key=lambda r: r.arrival)
+    """Online: request i joins at its arrival time; returns the makespan (seconds). `serve`, each step timed."""
     _sync(engine)
-    t0 = time.perf_counter()
-    engine.clock = lambda: time.perf_counter() - t0
-    i = 0
-    while i < len(pending) or engine.has_work():
-        now = engine.clock()
-        if now > deadline_s:
-            break
-        while i < len(pending) and pending[i].arrival <= now:
-            engine.add(pending[i])
-            i += 1
-        if engine.has_work():
-            timed_step(engine, before, after)
-        elif i < len(pending):
-            time.sleep(max(0.0, min(pending[i].arrival - now, 0.05)))
-    return engine.clock()
+    return serve(engine, requests, deadline_s, step=lambda: timed_step(engine, before, after))
 
 
 def closed_loop(engine: Engine, next_request, concurrency: int, steps: int, before=None, after=None) -> None:

@@ -58,10 +58,11 @@ def poisson_requests(w: Workload, vocab: int) -> list[Request]:
     return reqs
 
 
-def serve(engine: Engine, requests: list[Request], deadline_s: float = float("inf")) -> float:
+def serve(engine: Engine, requests: list[Request], deadline_s: float = float("inf"), step=None) -> float:
     """Run the engine online: request i is added at its arrival time (seconds after the start); returns the
     makespan. Timestamps on the requests are seconds since the start. Stops at deadline_s (unfinished requests
-    keep finish_time None)."""
+    keep finish_time None). `step`: what runs one engine step (default `engine.step`; a controller wraps it)."""
+    step = step or engine.step
     pending = sorted(requests, key=lambda r: r.arrival)
     t0 = time.perf_counter()
     engine.clock = lambda: time.perf_counter() - t0
@@ -74,7 +75,7 @@ def serve(engine: Engine, requests: list[Request], deadline_s: float = float("in
             engine.add(pending[i])
             i += 1
         if engine.has_work():
-            engine.step()
+            step()
         elif i < len(pending):
             time.sleep(max(0.0, min(pending[i].arrival - now, 0.05)))
     return engine.clock()
