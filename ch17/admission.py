@@ -84,17 +84,10 @@ def main(argv=None) -> int:
     if not set(modes) <= {"real", "sim"} or args.margin <= 0 or args.real_workers < 1 or (args.sim_workers or 1) < 1:
         print("admission: --modes is real,sim; --margin > 0; worker counts >= 1", file=sys.stderr)
         return 2
-    model = None  # a simulation from a given step model needs no model
-    try:
-        sm = common.get_step_model(args, None) if args.step_model else None
-    except ValueError as e:
-        print(f"admission: {e}", file=sys.stderr)
+    loaded = common.model_and_step_model(args, modes, "admission")
+    if loaded is None:
         return 2
-    if "real" in modes or sm is None:
-        model = common.load_model(args, "admission")
-        if model is None:
-            return 2
-    sm = sm or common.get_step_model(args, model)
+    model, sm = loaded
     vocab = routing.CONFIGS[s["config"]].vocab
     slo = common.SLO[args.size]
     runs = {}

@@ -91,6 +91,22 @@ def get_step_model(args, model):
     return step_model.fit(samples, s["token_budget"], s["max_batch"])[0]
 
 
+def model_and_step_model(args, modes: list[str], name: str):
+    """(model, step model) for a command: the model only where real engines run or the step model must be
+    measured; None (and a one-line message) on bad input."""
+    try:
+        sm = get_step_model(args, None) if args.step_model else None
+    except ValueError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return None
+    model = None  # a simulation from a given step model needs no model
+    if "real" in modes or sm is None:
+        model = load_model(args, name)
+        if model is None:
+            return None
+    return model, sm or get_step_model(args, model)
+
+
 def goal(name: str, what: str, value: float | None, arch: str) -> dict:
     """Judge `value` against targets.toml's [name.speedup] for this architecture (`default` on any GPU; on the
     CPU only a `cpu` value applies: tiny CPU runs time Python, not serving)."""

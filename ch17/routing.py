@@ -159,17 +159,10 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"routing: {e}", file=sys.stderr)
         return 2
-    model = None  # a simulation from a given step model needs no model
-    try:
-        sm = common.get_step_model(args, None) if args.step_model else None
-    except ValueError as e:
-        print(f"routing: {e}", file=sys.stderr)
+    loaded = common.model_and_step_model(args, modes, "routing")
+    if loaded is None:
         return 2
-    if "real" in modes or sm is None:
-        model = common.load_model(args, "routing")
-        if model is None:
-            return 2
-    sm = sm or common.get_step_model(args, model)
+    model, sm = loaded
     vocab = CONFIGS[s["config"]].vocab
     runs = {}
     for mode in modes:
