@@ -93,8 +93,7 @@ class Judge:
                                              candidate_source, candidate_name, deadline)
         self.cand.deadline = deadline
         self.checked: list[dict] = []
-        self.times = {"reference": [], "candidate": []}   # per timed round: each side's faster batch
-        self.batch_s: list[dict] = []                      # per timed round: every batch, {"R": [..], "C": [..]}
+        self.batch_s: list[dict] = []   # per timed round: every batch, {"R": [..], "C": [..]}
         self.cpu = {"seconds": 0.0, "wall": 0.0}
         self.quiet_failures = 0
         # where the verification's wall time went (seconds): a slow verification says which part was slow
@@ -275,11 +274,6 @@ class Judge:
                         t_cand += took
                         each["C"].append(took)
                 if r:
-                    # Each side's faster batch of the round: on a shared machine a batch can only be slowed (a
-                    # preemption, another process's burst), so the minimum of two is the least disturbed figure;
-                    # both sides get one batch in each position, so neither gains from the order
-                    self.times["reference"].append(min(each["R"]))
-                    self.times["candidate"].append(min(each["C"]))
                     self.batch_s.append(each)
                 else:
                     per_call = min(each["C"]) / n   # the candidate's second batch: warm
@@ -301,6 +295,13 @@ class Judge:
                 if r + 1 >= max(whole_rounds, 3) and spent > TIMING_BUDGET_S[self.ref.device]:
                     break   # a slow candidate (an interpreter) gets fewer rounds, and a wider interval says so
         return paired_speedup(self.times["reference"], self.times["candidate"], n)   # n of the timed rounds
+
+    @property
+    def times(self) -> dict[str, list[float]]:
+        """Per timed round, each side's faster batch: on a shared machine a batch can only be slowed (a
+        preemption, another process's burst), so the minimum of two is the least disturbed figure; both sides
+        get one batch in each position, so neither gains from the order."""
+        return {"reference": [min(b["R"]) for b in self.batch_s], "candidate": [min(b["C"]) for b in self.batch_s]}
 
     def close(self) -> None:
         self.cand.finish(grace_s=2)
