@@ -5,11 +5,10 @@ its own clock around request and reply, batches of those calls in the reference 
 candidate child, in the order RCCR or CRRC (at random). The candidate is frozen (SIGSTOP, with everything it started) except
 while it runs its own batch or exports, so it cannot load the machine while the reference is timed. After
 its batch the parent has outputs exported (into a memfd it then seals) and checked in the reference child
-against the digests committed when the batch ended and against the reference's own output. Calls of both
-batches while a round's outputs total at most FULL_CHECK_BYTES: SMALL_CHECKS_PER_ROUND of them, chosen at
-random after the batches (one of each distribution drawn), whole; above that one call per round, by
-SAMPLED_CHUNKS random chunks, and whole in the first rounds (one per declared distribution; one in all for
-outputs over HOST_WHOLE_BYTES).
+against the digests committed when the batch ended and against the reference's own output: every call of
+both batches, whole, while a round's outputs total at most FULL_CHECK_BYTES; above that one call per round,
+chosen at random after the batches, by SAMPLED_CHUNKS random chunks, and whole in the first rounds (one per
+declared distribution; one in all for outputs over HOST_WHOLE_BYTES).
 """
 from __future__ import annotations
 
@@ -28,10 +27,6 @@ from ch20.session import BATCH_TARGET_S, Reference, child_config, nbytes
 FULL_CHECK_BYTES = 256 << 20   # rounds whose outputs total up to this are checked whole; others by sampled chunks
 HOST_WHOLE_BYTES = 1 << 30     # a call's outputs above this are compared whole once (they pass through host memory)
 SAMPLED_CHUNKS = 16
-# Small outputs: this many calls of a round's two batches are checked whole (every declared distribution among
-# them), chosen after the batches. A kernel wrong on a share f of calls gains at most 1/(1-f); a 1.25x gain
-# needs f >= 0.2, which 16 rounds of 8 checks miss with probability 0.8**128 (1e-12).
-SMALL_CHECKS_PER_ROUND = 8
 TIMING_BUDGET_S = {"cpu": 8.0, "cuda": 8.0}   # timed batches beyond the minimum rounds stop after this much
 # Verifications running in one verifier process (threads of a search loop, say) take turns by round: while one
 # times and checks a round, every other one's children are idle, so no verification's batches are timed
@@ -215,16 +210,6 @@ class Judge:
         if len(results) != len(items):
             raise ForgedMessage("the reference checked fewer calls than were exported")
 
-    def _small_picks(self, batches: list, every: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """One random call of each distribution drawn this round, then random others: SMALL_CHECKS_PER_ROUND."""
-        by_dist: dict[str, list] = {}
-        for bi, j in every:
-            by_dist.setdefault(batches[bi][1][j][1], []).append((bi, j))
-        picked = {self.rng.choice(calls) for calls in by_dist.values()}
-        rest = [c for c in every if c not in picked]
-        picked.update(self.rng.sample(rest, max(0, min(len(rest), SMALL_CHECKS_PER_ROUND - len(picked)))))
-        return sorted(picked)
-
     def _fail(self, dist: str, why: str, tampered: bool = False) -> None:
         self.verdict["trials"] = self.checked
         n = len(self.checked)
@@ -289,7 +274,7 @@ class Judge:
                            (2 * r + 1, calls, metas[("C", 2 * r + 1)], metas[("R", 2 * r + 1)])]
                 every = [(bi, j) for bi in range(2) for j in range(len(batches[bi][1]))]
                 unseen = [(bi, j) for bi, j in every if batches[bi][1][j][1] not in seen]
-                picked = self.rng.sample(unseen or every, 1) if big else self._small_picks(batches, every)
+                picked = self.rng.sample(unseen or every, 1) if big else every   # small: every call of both batches, whole
                 seen.update(batches[bi][1][j][1] for bi, j in picked)
                 self._check(batches, picked, full=(0 < r < whole_rounds) or not big)
                 if r + 1 >= max(whole_rounds, 3) and spent > TIMING_BUDGET_S[self.ref.device]:
