@@ -30,8 +30,30 @@ SAMPLED_CHUNKS = 16
 TIMING_BUDGET_S = {"cpu": 8.0, "cuda": 8.0}   # timed batches beyond the minimum rounds stop after this much
 # Verifications running in one verifier process (threads of a search loop, say) take turns by round: while one
 # times and checks a round, every other one's children are idle, so no verification's batches are timed
-# against another's work. Starting children and compiling still overlap.
-ROUND_LOCK = threading.Lock()
+# against another's work. Starting children and compiling still overlap. Turns are first come, first served: a
+# plain Lock lets the thread that just released it take it again at once, so one verification's rounds could
+# starve another's past its timeout.
+
+
+class _Turns:
+    """A FIFO lock: whoever asked first goes next."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._next_ticket = self._serving = 0
+
+    def __enter__(self):
+        with self._cond:
+            ticket, self._next_ticket = self._next_ticket, self._next_ticket + 1
+            self._cond.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
+ROUND_LOCK = _Turns()
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 
@@ -88,7 +110,7 @@ class Judge:
                                              candidate_source, candidate_name, deadline)
         self.cand.deadline = deadline
         self.checked: list[dict] = []
-        self.batch_s: list[dict] = []   # per timed round: every batch, {"R": [..], "C": [..]}
+        self.batch_s: list[dict] = []   # per timed round: every batch and the calls in each, {"R": [..], "C": [..], "n": n}
         self.cpu = {"seconds": 0.0, "wall": 0.0}
         self.quiet_failures = 0
         # where the verification's wall time went (seconds): a slow verification says which part was slow
@@ -259,16 +281,8 @@ class Judge:
                         t_cand += took
                         each["C"].append(took)
                 if r:
-                    self.batch_s.append(each)
-                else:
-                    per_call = min(each["C"]) / n   # the candidate's second batch: warm
-                    target = BATCH_TARGET_S[self.ref.device]
-                    if min(each["C"]) > 4 * max(each["R"]) and per_call * n_full > 4 * target:
-                        # a candidate much slower than the reference even warm: shorter batches for both sides
-                        n = max(1, min(n_full, int(2 * target / per_call)))
-                        self.verdict.setdefault("timing", {})["calls_per_batch_reduced_to"] = n
-                    else:
-                        n = n_full
+                    self.batch_s.append({**each, "n": n})
+                n = self._next_batch_size(each, n, n_full, warm_up=r == 0)
                 spent += t_ref + t_cand
                 batches = [(2 * r, first, metas[("C", 2 * r)], metas[("R", 2 * r)]),
                            (2 * r + 1, calls, metas[("C", 2 * r + 1)], metas[("R", 2 * r + 1)])]
@@ -279,7 +293,18 @@ class Judge:
                 self._check(batches, picked, full=(0 < r < whole_rounds) or not big)
                 if r + 1 >= max(whole_rounds, 3) and spent > TIMING_BUDGET_S[self.ref.device]:
                     break   # a slow candidate (an interpreter) gets fewer rounds, and a wider interval says so
-        return paired_speedup(self.times["reference"], self.times["candidate"], n)   # n of the timed rounds
+        return paired_speedup(self.times["reference"], self.times["candidate"], [b["n"] for b in self.batch_s])
+
+    def _next_batch_size(self, each: dict, n: int, n_full: int, warm_up: bool) -> int:
+        """Calls per batch for the next round. A candidate much slower than the reference gets shorter batches
+        (both sides), re-judged after every round: one that was fast in the warm-up and slow later (a thread
+        that competes for the GIL on a loaded machine) must not stretch a round to minutes."""
+        per_call = min(each["C"]) / n   # the faster of its two batches
+        target = BATCH_TARGET_S[self.ref.device]
+        planned = n_full if warm_up else n
+        if min(each["C"]) > 4 * max(each["R"]) and per_call * planned > 4 * target:
+            planned = max(1, min(planned, int(2 * target / per_call)))
+        return planned
 
     @property
     def times(self) -> dict[str, list[float]]:

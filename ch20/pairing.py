@@ -24,13 +24,18 @@ def median_interval(xs: list[float]) -> tuple[float, float, float]:
     return quantile(s, 0.5), s[k], s[n - 1 - k]
 
 
-def paired_speedup(ref_batch_s: list[float], cand_batch_s: list[float], calls_per_batch: int) -> dict:
-    """The figures of a verdict's timing from the parent's batch times (seconds per batch)."""
+def paired_speedup(ref_batch_s: list[float], cand_batch_s: list[float], calls_per_batch: int | list[int]) -> dict:
+    """The figures of a verdict's timing from the parent's batch times (seconds per batch); calls_per_batch
+    is one count for every round or one per round (the judge shortens the batches of a slow candidate)."""
     if not ref_batch_s or len(ref_batch_s) != len(cand_batch_s):
         raise ValueError("need one reference and one candidate batch per round")
+    ns = calls_per_batch if isinstance(calls_per_batch, list) else [calls_per_batch] * len(ref_batch_s)
+    if len(ns) != len(ref_batch_s):
+        raise ValueError("need one call count per round")
     logs = [math.log(r / c) for r, c in zip(ref_batch_s, cand_batch_s, strict=True)]
     mid, lo, hi = median_interval(logs)
-    per_call = sorted(x / calls_per_batch for x in ref_batch_s), sorted(x / calls_per_batch for x in cand_batch_s)
+    per_call = (sorted(x / n for x, n in zip(ref_batch_s, ns, strict=True)),
+                sorted(x / n for x, n in zip(cand_batch_s, ns, strict=True)))
     return {"speedup": math.exp(mid), "speedup_ci": [math.exp(lo), math.exp(hi)],
             "noise": (math.exp(hi) - math.exp(lo)) / 2 / math.exp(mid),
             "baseline_ms": quantile(per_call[0], 0.5) * 1e3, "candidate_ms": quantile(per_call[1], 0.5) * 1e3,

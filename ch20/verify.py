@@ -47,14 +47,13 @@ def _new_verdict(problem: Problem, candidate: Path, device: str, size: str, min_
 
 def _accept_or_reject(verdict: dict, judge: Judge, stats: dict) -> None:
     ref = judge.ref
-    reduced = (verdict.get("timing") or {}).get("calls_per_batch_reduced_to")
     verdict.update(correct=True, stage="done", trials=judge.checked, baseline_ms=stats["baseline_ms"],
                    candidate_ms=stats["candidate_ms"], speedup=stats["speedup"], speedup_ci=stats["speedup_ci"],
                    max_abs_err=max((t["max_abs_err"] for t in judge.checked), default=0.0),
                    rel_l2_err=max((t["rel_l2_err"] for t in judge.checked), default=0.0),
                    timing={"clock": "the verifier's perf_counter around each batch request and reply; per round, each "
                                     "side's faster batch",
-                           "calls_per_batch": reduced or ref.calls_per_batch, "rounds": stats["rounds"],
+                           "calls_per_batch": min(b["n"] for b in judge.batch_s), "rounds": stats["rounds"],
                            "noise": stats["noise"],
                            "ratios": stats["ratios"], "reference_batch_s": judge.times["reference"],
                            "candidate_batch_s": judge.times["candidate"], "batches_s": judge.batch_s,

@@ -57,3 +57,51 @@ def test_pairing_on_fixed_numbers():
     assert intervals_overlap([0.9, 1.1], [1.05, 1.3]) and not intervals_overlap([0.9, 1.0], [1.2, 1.3])
     with pytest.raises(ValueError):
         paired_speedup([1.0], [], 1)
+
+
+def test_pairing_with_a_call_count_per_round():
+    out = paired_speedup([2.0, 0.5], [1.0, 0.25], calls_per_batch=[4, 1])
+    assert out["speedup"] == pytest.approx(2.0)
+    assert out["baseline_ms"] == pytest.approx(500.0) and out["candidate_ms"] == pytest.approx(250.0)
+    with pytest.raises(ValueError):
+        paired_speedup([1.0, 1.0], [1.0, 1.0], [1])
+
+
+def test_rounds_take_turns_first_come_first_served():
+    """A verification that releases the round lock and asks again at once waits behind one already waiting
+    (a plain Lock let the releasing thread win, starving the other verification past its timeout)."""
+    import threading
+    import time as _time
+
+    from ch20.judge import _Turns
+    turns, order = _Turns(), []
+
+    def other():
+        with turns:
+            order.append("other")
+
+    with turns:
+        waiter = threading.Thread(target=other)
+        waiter.start()
+        while turns._next_ticket < 2:   # the other has asked
+            _time.sleep(0.001)
+    with turns:
+        order.append("again")
+    waiter.join()
+    assert order == ["other", "again"]
+
+
+def test_slow_candidate_gets_shorter_batches_in_any_round():
+    """Fast in the warm-up and slow later (a GIL-bound thread on a loaded machine): the next round's batches
+    shrink then too, so no round runs for minutes."""
+    from types import SimpleNamespace
+
+    from ch20.judge import Judge
+    judge = SimpleNamespace(ref=SimpleNamespace(device="cpu"))
+    size = Judge._next_batch_size.__get__(judge)
+    assert size({"R": [0.04, 0.04], "C": [0.04, 0.05]}, 6, 100, warm_up=True) == 100        # as fast: full batches
+    assert size({"R": [0.04, 0.04], "C": [0.04, 0.05]}, 100, 100, warm_up=False) == 100
+    assert 10 <= size({"R": [0.002, 0.002], "C": [0.03, 0.03]}, 6, 100, warm_up=True) <= 20    # 5 ms a call
+    slow_later = size({"R": [0.04, 0.04], "C": [8.0, 9.0]}, 100, 100, warm_up=False)
+    assert slow_later == 1                                                                      # 80 ms a call
+    assert size({"R": [0.04, 0.04], "C": [0.1, 0.1]}, 4, 100, warm_up=False) == 4               # never grows back
