@@ -41,16 +41,28 @@ class _Turns:
     def __init__(self):
         self._cond = threading.Condition()
         self._next_ticket = self._serving = 0
+        self._abandoned: set[int] = set()   # tickets whose holder gave up waiting (Ctrl-C): skipped
 
     def __enter__(self):
         with self._cond:
             ticket, self._next_ticket = self._next_ticket, self._next_ticket + 1
-            self._cond.wait_for(lambda: self._serving == ticket)
+            try:
+                self._cond.wait_for(lambda: self._serving == ticket)
+            except BaseException:
+                self._abandoned.add(ticket)
+                self._advance(0)
+                raise
 
     def __exit__(self, *exc):
         with self._cond:
+            self._advance(1)
+
+    def _advance(self, done: int) -> None:
+        self._serving += done
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
             self._serving += 1
-            self._cond.notify_all()
+        self._cond.notify_all()
 
 
 ROUND_LOCK = _Turns()

@@ -105,3 +105,17 @@ def test_slow_candidate_gets_shorter_batches_in_any_round():
     slow_later = size({"R": [0.04, 0.04], "C": [8.0, 9.0]}, 100, 100, warm_up=False)
     assert slow_later == 1                                                                      # 80 ms a call
     assert size({"R": [0.04, 0.04], "C": [0.1, 0.1]}, 4, 100, warm_up=False) == 4               # never grows back
+
+
+def test_a_turn_given_up_while_waiting_is_skipped():
+    """Ctrl-C in a waiting verification must not leave every later one waiting for its ticket."""
+    from ch20.judge import _Turns
+    turns = _Turns()
+    with turns:
+        real = turns._cond.wait_for
+        turns._cond.wait_for = lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            turns.__enter__()
+        turns._cond.wait_for = real
+    with turns:   # would wait for ever on the abandoned ticket
+        pass
