@@ -261,6 +261,19 @@ def cli(*args, cwd=REPO_ROOT):
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+def cli_here(capsys, *args) -> subprocess.CompletedProcess:
+    """`python -m harness ARGS` in this process (the examples still run in children of their own): the same
+    exit code and streams without paying a Python and torch start-up per test."""
+    from harness.cli import main
+    capsys.readouterr()
+    try:
+        rc = main(list(args))
+    except SystemExit as exc:   # argparse's own errors
+        rc = exc.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out.out, out.err)
+
+
 @pytest.mark.parametrize("args", [["run", "ch99"], ["list", "ch1/nope"], ["run", "--size", "huge"], ["frobnicate"],
                                   ["run", "ch1", "--timeout", "-1"], ["run", "ch1", "--timeout", "0"],
                                   ["run", "ch1", "--cpu-threads", "0"]])
@@ -293,40 +306,40 @@ def test_cli_list_and_run_ch1_on_cpu(tmp_path):
     ("expectations/cpu.json", "{bad", "not readable JSON"),
     ("expectations/cpu.json", "[]", "not an expectations file"),
 ])
-def test_a_bad_file_is_a_usage_error_before_anything_runs(tmp_path, bad):
+def test_a_bad_file_is_a_usage_error_before_anything_runs(tmp_path, bad, capsys):
     name, text, message = bad
     path = write_example(tmp_path, "good")
     (tmp_path / name).parent.mkdir(exist_ok=True)
     (tmp_path / name).write_text(text)
-    p = cli("run", str(path), "--device", "cpu", "--out", str(tmp_path / "out"))
+    p = cli_here(capsys, "run", str(path), "--device", "cpu", "--out", str(tmp_path / "out"))
     assert p.returncode == 2 and message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not (tmp_path / "out" / "results.json").exists()
 
 
-def test_an_unwritable_out_is_a_usage_error(tmp_path):
+def test_an_unwritable_out_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "afile").write_text("")
-    p = cli("run", "ch1/batched_matmul", "--device", "cpu", "--out", str(tmp_path / "afile"))
+    p = cli_here(capsys, "run", "ch1/batched_matmul", "--device", "cpu", "--out", str(tmp_path / "afile"))
     assert p.returncode == 2 and "cannot write results" in p.stderr
 
 
-def test_cli_exit_1_when_an_example_fails(tmp_path):
+def test_cli_exit_1_when_an_example_fails(tmp_path, capsys):
     path = write_example(tmp_path, "wrong")
-    p = cli("run", str(path), "--device", "cpu", "--out", str(tmp_path / "out"))
+    p = cli_here(capsys, "run", str(path), "--device", "cpu", "--out", str(tmp_path / "out"))
     assert p.returncode == 1 and "failed" in p.stdout
 
 
-def test_a_file_that_does_not_parse_is_listed_and_fails_with_its_syntax_error(tmp_path):
+def test_a_file_that_does_not_parse_is_listed_and_fails_with_its_syntax_error(tmp_path, capsys):
     path = tmp_path / "broken.py"
     path.write_text("def setup(:\n")
     assert [r.id for r in resolve([str(path)])] == [f"{tmp_path.name}/broken"]
-    p = cli("run", str(path), "--device", "cpu", "--out", str(tmp_path / "out"))
+    p = cli_here(capsys, "run", str(path), "--device", "cpu", "--out", str(tmp_path / "out"))
     assert p.returncode == 1
     res = json.loads((tmp_path / "out" / "results.json").read_text())["examples"][0]
     assert res["status"] == "failed" and "SyntaxError" in res["reason"]
 
 
-def test_chapter_20_points_to_its_own_commands():
-    p = cli("list", "ch20")
+def test_chapter_20_points_to_its_own_commands(capsys):
+    p = cli_here(capsys, "list", "ch20")
     assert p.returncode == 2 and "python -m ch20.verify" in p.stderr
 
 
