@@ -17,8 +17,8 @@ kernel computes in fp32 and rounds once, so results differ in the last bf16 bit:
 
 Distributions: `normal` (moments as after some training: sqrt(v_hat) ~ 6e-3, far above eps); `tiny_grads`
 (gradients and moments a million times smaller: sqrt(v_hat) ~ 6e-9 is below eps = 1e-8, so eps sets the
-step; an update written sqrt(v_hat + eps), eps inside the root, passes `normal` and takes steps ~1e4 times
-too small here). In bf16 on a GPU a step is then about one bf16 ulp of the parameters, inside the tolerance:
+step; an update written m_hat * rsqrt(v_hat), eps left out, passes `normal` and takes steps ~2.5x too
+large here). In bf16 on a GPU a step is then about one bf16 ulp of the parameters, inside the tolerance:
 the fp32 run on the CPU (tests/test_edge_distributions.py) is the one that catches that mistake.
 """
 from __future__ import annotations
