@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.device import REPO_ROOT
-from harness.example import Example, Requires, Variant, is_example_file
+from harness.example import Example, Requires, is_example_file
 from harness.runner import _Answers, _verify
 
 CPU = torch.device("cpu")
@@ -135,6 +135,20 @@ def test_silu_from_exp_of_x_fails_on_large_inputs():
         return x["x"] * e / (1 + e)
 
     assert_caught_only_by(EXAMPLE, "large", silu_exp, baseline=lambda x: F.silu(x["x"]))
+
+
+# ---- ch10: a histogram with 8-bit counters ----
+
+def test_histogram_with_narrow_counters_fails_on_one_hot_bin():
+    from ch10.cluster_histogram import BINS, EXAMPLE
+
+    def byte_counters(x):  # per-block counters of one byte (twice the bins in shared memory), wrapping past 255
+        return torch.bincount(x["x"], minlength=BINS).to(torch.uint8).to(torch.int32)
+
+    bincount = lambda x: torch.bincount(x["x"], minlength=BINS).to(torch.int32)  # noqa: E731
+    assert_caught_only_by(EXAMPLE, "hot_bin", byte_counters, baseline=bincount)
+    verdict = verify_on(EXAMPLE, ("concentrated",), baseline=bincount, planted=byte_counters)["planted"]
+    assert verdict.ok, "at tiny size no bin of the `concentrated` inputs reaches 256: only `hot_bin` finds this"
 
 
 # ---- ch13: AdamW without eps ----
