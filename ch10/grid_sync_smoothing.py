@@ -34,6 +34,8 @@ def torch_loop(x):
     return cur
 
 
+# no edge distributions: averages of three neighbours cannot overflow or cancel badly; the lesson's edge is the
+# grid barrier (a missing sync shows on any input, as a read of a half-updated neighbour).
 EXAMPLE = Example(
     title="Iterative smoothing: a launch per step vs one cooperative launch with grid.sync()",
     setup=setup,

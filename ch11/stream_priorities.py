@@ -74,6 +74,8 @@ def run(x, urgent_high: bool, latencies: list | None = None):
     return y, bg_out
 
 
+# no edge distributions: the variants differ only in stream priority; both run the same PyTorch ops
+# (a matmul and tanh), so no input value separates them.
 EXAMPLE = Example(
     title="Stream priorities: a latency-critical loop beside a large kernel, default vs high priority",
     setup=setup,

@@ -37,6 +37,8 @@ def _args(x):
     return (x["size"], *map(float, x["window"].tolist()), x["max_dwell"])
 
 
+# no edge distributions: the output is integer dwell counts, equal to the bit in both variants whatever the
+# window; the atomic counter only orders the work list, and every region is listed once either way.
 EXAMPLE = Example(
     title="Dynamic parallelism (CDP2): Mariani-Silver refined by child kernels vs host-driven passes",
     setup=setup,

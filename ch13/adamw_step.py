@@ -14,6 +14,12 @@ times those bytes and adds ~1200 launches (~5 us each: ~6 ms) on top.
 
 Verification: the updated parameters of every variant against the for-loop's (bf16 on a GPU: the fused
 kernel computes in fp32 and rounds once, so results differ in the last bf16 bit: bf16 tolerance).
+
+Distributions: `normal` (moments as after some training: sqrt(v_hat) ~ 6e-3, far above eps); `tiny_grads`
+(gradients and moments a million times smaller: sqrt(v_hat) ~ 6e-9 is below eps = 1e-8, so eps sets the
+step; an update written m_hat * rsqrt(v_hat), eps left out, passes `normal` and takes steps ~2.5x too
+large here). In bf16 on a GPU a step is then about one bf16 ulp of the parameters, inside the tolerance:
+the fp32 run on the CPU (tests/test_edge_distributions.py) is the one that catches that mistake.
 """
 from __future__ import annotations
 
@@ -43,7 +49,7 @@ def shapes(size: str) -> tuple[torch.Size, ...]:
     return tuple(torch.Size(s) for s in out)
 
 
-def setup(size, device, seed):
+def setup(size, device, seed, dist="normal"):
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     g = torch.Generator(device=device).manual_seed(seed)
 
@@ -55,7 +61,9 @@ def setup(size, device, seed):
         return out
 
     # moments as after some training: exp_avg ~ grad scale, exp_avg_sq ~ grad scale squared
-    return {"params": draw(0.02), "grads": draw(1e-2), "exp_avgs": draw(1e-3), "exp_avg_sqs": draw(1e-5, True)}
+    small = 1e-6 if dist == "tiny_grads" else 1.0
+    return {"params": draw(0.02), "grads": draw(1e-2 * small), "exp_avgs": draw(1e-3 * small),
+            "exp_avg_sqs": draw(1e-5 * small ** 2, True)}
 
 
 def adamw(inputs, **impl):
@@ -84,6 +92,7 @@ EXAMPLE = Example(
     items=n_params, items_unit="params",
     mutates_inputs=True, output_may_alias_input=True,
     fresh_inputs=False,  # 4 x 111 tensors drawn per set: too slow to redraw before every sample
+    distributions=("normal", "tiny_grads"),
 )
 
 if __name__ == "__main__":

@@ -117,6 +117,10 @@ def fp8_bytes(inputs):
     return m * k + n * k + 2 * m * n
 
 
+# no edge distributions: the inputs are already e4m3 with amax at 448 (every draw reaches the top of the
+# format), the products are exact in fp32, and a narrower accumulator already fails on these draws (fp16:
+# entries of ~120 make sums of ~1.4e4 x sqrt(K), past its 65504; bf16: errors of ~sqrt(K) ulps). Scales far
+# from 1 would underflow scale_a * scale_b in the baseline's own fp32 product before any kernel's.
 EXAMPLE = Example(
     title="FP8 e4m3 GEMM with per-tensor scales: dequantize + bf16 cuBLAS vs Triton FP8 (torch._scaled_mm for reference)",
     setup=setup,

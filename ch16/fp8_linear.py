@@ -13,6 +13,11 @@ atol 0.25 on outputs of unit scale; whole-output relative L2 error at most 4 x r
 worse. What the rounding does to a whole model's logits is `python -m ch16.fp8_inference` (top-1 agreement,
 logit error, and the decode/prefill step times at the 8B config).
 
+Distributions (of the activations, quantized on the fly; the weights take the inverse scale, so outputs
+stay of unit scale): `normal`; `large` (x 1000: far past e4m3's 448, so a cast without a scale, or a scale
+calibrated once on unit-scale data, gives NaN); `tiny` (x 1e-3: below e4m3's smallest normal, 2^-6, and
+mostly below its smallest subnormal, 2^-9, so without a scale nearly every value flushes to 0).
+
 Bound (full: 32 tokens x 4096 -> 14336, the 8B MLP's gate projection at decode batch 32): weights 117 MB in
 bf16, 59 MB in e4m3: ~25 vs ~12 us at ~4.8 TB/s, plus the activation's quantization (a few tiny kernels,
 ~10 us of launches in eager mode, which eats much of the saving at this size). GPU: e4m3 `_scaled_mm` needs sm_89+.
@@ -62,11 +67,16 @@ class Fp8Linear(nn.Module):
         return y.view(*x.shape[:-1], self.out_features)
 
 
-def setup(size, device, seed):
+ACTIVATION_SCALE = {"normal": 1.0, "large": 1e3, "tiny": 1e-3}
+
+
+def setup(size, device, seed, dist="normal"):
     m, k, n = SHAPES[size]
     g = torch.Generator(device=device).manual_seed(seed)
-    x = torch.randn(m, k, device=device, generator=g).to(torch.bfloat16)
-    w = (torch.randn(n, k, device=device, generator=g) * k ** -0.5).to(torch.bfloat16)  # outputs of unit scale
+    x = (torch.randn(m, k, device=device, generator=g) * ACTIVATION_SCALE[dist]).to(torch.bfloat16)
+    # outputs of unit scale in every distribution (the weights take the inverse of the activations' scale), so
+    # the tolerance's atol means the same in each
+    w = (torch.randn(n, k, device=device, generator=g) * k ** -0.5 / ACTIVATION_SCALE[dist]).to(torch.bfloat16)
     w8_rows, s_rows = quantize_rows(w)  # offline, as a deployed model stores its weights
     w8_tensor, s_tensor = quantize_tensor(w)
     return {"x": x, "w": w, "w8_rows": w8_rows, "scale_rows": s_rows.t().contiguous(),
@@ -89,6 +99,7 @@ EXAMPLE = Example(
     flops_dtype="bf16",
     bytes_moved=lambda inp: inp["w"].numel() * 2 + inp["x"].numel() * 2 + inp["x"].shape[0] * inp["w"].shape[0] * 2,
     tolerance=(0.1, 0.25),  # e4m3 rounding of both operands: see the docstring
+    distributions=tuple(ACTIVATION_SCALE),
     requires=FP8,  # the lesson is the GPU's FP8 path (tests/test_ch16_examples.py checks the numbers on a CPU)
 )
 

@@ -11,6 +11,11 @@ contiguous block, and runs each of the three projections as one launch over all 
 All variants route identically and combine the two expert outputs in fp32 the same way. bf16 on a GPU, fp32 on
 the CPU (where bf16 GEMMs of a few rows are slow enough to drown the lesson).
 
+Distributions: `balanced` (random router: every expert gets about tokens x 2 / experts rows); `one_expert`
+(every token's hidden state shares a direction that one router row points along: all tokens pick that expert,
+its block is every token tall and the others get a token or none). A grouped kernel that sizes its blocks
+by a capacity factor drops tokens there, and one that assumes no expert is empty reads past its block.
+
 Bound (full: 4096 tokens, dim 2048, expert width 1024, bf16): 2 x 8192 x 3 x 2048 x 1024 = 103 GFLOP (~0.15 ms
 at ~700 TFLOP/s dense bf16) and 805 MB of expert weights (~0.2 ms at ~4.3 TB/s): about 0.2-0.3 ms; the expert
 loop is bound by its 64 host syncs and ~500 launches instead (a few ms). tokens/s = 4096 / time.
@@ -25,7 +30,7 @@ from harness import Example, Requires, Variant, main
 SHAPES = {"tiny": (64, 64, 32, 16, 2), "small": (1024, 1024, 512, 64, 2), "full": (4096, 2048, 1024, 64, 2)}
 
 
-def setup(size, device, seed):
+def setup(size, device, seed, dist="balanced"):
     t, d, f, e, k = SHAPES[size]
     g = torch.Generator(device=device).manual_seed(seed)
 
@@ -34,7 +39,12 @@ def setup(size, device, seed):
     def randn(*shape, std):
         return (torch.randn(*shape, device=device, generator=g) * std).to(dtype)
 
-    return {"x": randn(t, d, std=1.0), "router": randn(e, d, std=d ** -0.5), "top_k": k,
+    x, router = torch.randn(t, d, device=device, generator=g), torch.randn(e, d, device=device, generator=g) * d ** -0.5
+    if dist == "one_expert":  # a shared direction u in every token; router row `hot` along it: logit ~ 2 sqrt(d)
+        u = torch.randn(d, device=device, generator=g)
+        hot = int(torch.randint(e, (1,), device=device, generator=g))
+        x, router[hot] = x + u, 2 * u / u.norm()
+    return {"x": x.to(dtype), "router": router.to(dtype), "top_k": k,
             "w1": randn(e, f, d, std=d ** -0.5), "w3": randn(e, f, d, std=d ** -0.5),  # gate, up (nn.Linear layout)
             "w2": randn(e, d, f, std=f ** -0.5)}                                     # down
 
@@ -129,6 +139,7 @@ EXAMPLE = Example(
     bytes_moved=bytes_moved,
     items=lambda inp: inp["x"].shape[0],
     items_unit="tokens",
+    distributions=("balanced", "one_expert"),
 )
 
 if __name__ == "__main__":

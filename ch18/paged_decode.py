@@ -19,6 +19,11 @@ the longest length, so shapes do not change with the lengths drawn (compiled fle
 `full` are one layer of the 8B config (32 query heads, 8 kv heads, head_dim 128), 32 sequences of 4096..8192
 tokens, pages of 128 tokens.
 
+Distributions: `normal` (scores of std ~2); `large_scores` (queries 50x larger: scores of std ~100, past 88, where
+exp overflows fp32 unless the running max is subtracted, and the softmax is nearly one-hot); `edge_lengths`
+(each sequence 1 token, exactly one page, one page and one token, or the longest: a single-key softmax, a
+last page that is full, a page holding one live slot).
+
 Bound: the KV bytes read once, sum(lengths) * kv_heads * head_dim * 2 (k, v) * 2 bytes = ~0.8 GB at full, so
 ~0.19 ms at the H200's 4.2 TB/s copy bandwidth; the gather baseline moves about 3x that (read, write padded,
 read again). Goal: the paged kernels >= 2x the gather baseline, triton_paged >= 0.7 of copy bandwidth.
@@ -56,15 +61,20 @@ def make_pool(lengths: list[int], max_len: int, page_size: int, kv_heads: int, h
     return k, v, table.to(device)
 
 
-def setup(size, device, seed, page_size=None):
+def setup(size, device, seed, page_size=None, dist="normal"):
     """page_size: the size's own unless given (the page-size sweep, ch18/kv_page_sweep.py)."""
     b, hq, hkv, hd, ps, (lo, hi) = SHAPES[size]
     ps = page_size or ps
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32  # interpreter: fp32 dots only
     g = torch.Generator(device=device).manual_seed(seed)
-    lengths = torch.randint(lo, hi + 1, (b,), generator=torch.Generator().manual_seed(seed)).tolist()
+    cpu = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(lo, hi + 1, (b,), generator=cpu).tolist()
+    if dist == "edge_lengths":
+        edges = torch.tensor([1, min(ps, hi), min(ps + 1, hi), hi])
+        lengths = edges[torch.randint(0, 4, (b,), generator=cpu)].tolist()
     k, v, table = make_pool(lengths, hi, ps, hkv, hd, dtype, device, g)
-    q = (2 * torch.randn(b, hq, hd, generator=g, device=device)).to(dtype)  # scores of std ~2: peaked enough
+    q_scale = 100.0 if dist == "large_scores" else 2.0     # scores of std ~2: peaked enough; ~100: overflow territory
+    q = (q_scale * torch.randn(b, hq, hd, generator=g, device=device)).to(dtype)
     return {"q": q, "k": k, "v": v, "block_table": table,
             "lengths": torch.tensor(lengths, dtype=torch.int32, device=device), "page_size": ps}
 
@@ -225,6 +235,7 @@ EXAMPLE = Example(
     flops=flops,
     flops_dtype="bf16",
     tolerance=(2e-2, 1e-2),  # bf16 inputs, fp32 softmax in every variant; sums in another order
+    distributions=("normal", "large_scores", "edge_lengths"),
 )
 
 if __name__ == "__main__":

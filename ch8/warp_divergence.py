@@ -8,6 +8,9 @@ its lanes idle each time: two polynomials per element. The predicated kernel sel
 with conditional moves and evaluates one polynomial: no branch, no idle lanes, same result.
 `torch_where` is the same function in PyTorch eager (both sides, then torch.where), for reference.
 
+Distributions: `normal`; `at_threshold` (every fourth element exactly t: above-or-equal is not above, and
+a select written `x >= t` takes the wrong side there, which no random bf16 draw hits).
+
 Bound: full size moves 256 MiB (about 64 us at the H200's measured 4.2 TB/s copy bandwidth) and needs at
 least one polynomial per element, 4.3 GFLOP (about 84 us at the H200's measured 51 TFLOP/s FP32): on the
 compute side of the roofline. As in loop_unrolling.py, one element per thread per iteration leaves the
@@ -23,14 +26,17 @@ N = {"tiny": 1000, "small": 1 << 22, "full": 1 << 26}  # bf16 elements; full: 12
 THRESHOLD = 0.0  # half the elements on each side, scattered at random: maximal divergence
 
 
-def setup(size, device, seed):
+def setup(size, device, seed, dist="normal"):
     g = torch.Generator(device=device).manual_seed(seed)
     k_factorial = torch.lgamma(torch.arange(DEGREE + 1, device=device, dtype=torch.float32) + 1).exp()
     coeffs = torch.randn(DEGREE + 1, device=device, generator=g) / k_factorial  # P is a perturbed exp()
     cpu = torch.Generator().manual_seed(seed)
     scale_lo, scale_hi = (0.2 + 0.3 * torch.rand(2, generator=cpu)).tolist()
     gain_lo, gain_hi = (torch.rand(2, generator=cpu) * 2 - 1).tolist()
-    return {"x": torch.randn(N[size], device=device, generator=g).to(torch.bfloat16), "coeffs": coeffs,
+    x = torch.randn(N[size], device=device, generator=g).to(torch.bfloat16)
+    if dist == "at_threshold":
+        x[::4] = THRESHOLD                                # ties: the predicate must be v > t, as the branch's
+    return {"x": x, "coeffs": coeffs,
             "coeffs_list": coeffs.tolist(), "sides": (THRESHOLD, scale_lo, gain_lo, scale_hi, gain_hi)}
 
 
@@ -55,6 +61,7 @@ EXAMPLE = Example(
     flops=lambda x: 2 * DEGREE * x["x"].numel(),  # one polynomial per element, the least it takes
     flops_dtype="fp32",
     requires=Requires(cuda=True),
+    distributions=("normal", "at_threshold"),
 )
 
 if __name__ == "__main__":
