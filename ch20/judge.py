@@ -27,6 +27,7 @@ from ch20.session import BATCH_TARGET_S, Reference, child_config, nbytes
 FULL_CHECK_BYTES = 256 << 20   # rounds whose outputs total up to this are checked whole; others by sampled chunks
 HOST_WHOLE_BYTES = 1 << 30     # a call's outputs above this are compared whole once (they pass through host memory)
 SAMPLED_CHUNKS = 16
+SAMPLED_CALLS = 4              # calls checked a round when checking each would cost more than timing it
 TIMING_BUDGET_S = {"cpu": 8.0, "cuda": 8.0}   # timed batches beyond the minimum rounds stop after this much
 # Verifications running in one verifier process (threads of a search loop, say) take turns by round: while one
 # times and checks a round, every other one's children are idle, so no verification's batches are timed
@@ -254,6 +255,10 @@ class Judge:
         dists = list(self.ref.distributions)
         n_full = self.ref.calls_per_batch
         big = 2 * n_full * self.ref.out_bytes > FULL_CHECK_BYTES   # what checking every call of a round would move
+        # Checking a call draws its inputs again and runs the reference on them: with large inputs and a small
+        # output (a loss over a big batch: 0.5 GB in, a scalar out) checking every call costs far more than timing
+        # it, so a few calls a round are checked, unseen distributions first
+        costly = not big and 2 * n_full * self.ref.in_bytes > FULL_CHECK_BYTES
         # The warm-up round has a sixteenth of the calls: a candidate thousands of times slower than the reference
         # (an interpreter, a GIL-bound thread) then costs seconds there, not minutes, before its batches shrink
         n = max(1, n_full // 16)
@@ -300,7 +305,14 @@ class Judge:
                            (2 * r + 1, calls, metas[("C", 2 * r + 1)], metas[("R", 2 * r + 1)])]
                 every = [(bi, j) for bi in range(2) for j in range(len(batches[bi][1]))]
                 unseen = [(bi, j) for bi, j in every if batches[bi][1][j][1] not in seen]
-                picked = self.rng.sample(unseen or every, 1) if big else every   # small: every call of both batches, whole
+                if big:
+                    picked = self.rng.sample(unseen or every, 1)
+                elif costly:
+                    rest = [c for c in every if c not in unseen]
+                    picked = (self.rng.sample(unseen, min(len(unseen), SAMPLED_CALLS))
+                              + self.rng.sample(rest, max(0, min(len(rest), SAMPLED_CALLS - len(unseen)))))
+                else:
+                    picked = every   # small: every call of both batches, whole
                 seen.update(batches[bi][1][j][1] for bi, j in picked)
                 self._check(batches, picked, full=(0 < r < whole_rounds) or not big)
                 if r + 1 >= max(whole_rounds, 3) and spent > TIMING_BUDGET_S[self.ref.device]:

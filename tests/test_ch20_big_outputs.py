@@ -37,3 +37,24 @@ def test_every_distribution_is_checked_when_outputs_are_big(reference, big):
 def test_a_kernel_wrong_on_one_distribution_is_caught_when_outputs_are_big(reference, big):
     v = verify(None, CANDIDATES / "softmax_overflow.py", reference=reference, min_speedup=0.0, rounds=8)
     assert not v["accepted"] and v["correct"] is False, v["reason"]
+
+
+@pytest.fixture
+def costly_inputs(reference, monkeypatch):
+    """Small outputs of large inputs (a loss over a big batch): checking a call means drawing its inputs again
+    and running the reference, so only a few calls a round are checked."""
+    monkeypatch.setattr(reference, "in_bytes", 1 << 40)
+
+
+def test_a_few_calls_a_round_are_checked_when_inputs_are_costly(reference, costly_inputs):
+    v = verify(None, CANDIDATES / "softmax_good.py", reference=reference, min_speedup=0.0, rounds=8)
+    assert v["accepted"], v["reason"]
+    assert {t["distribution"] for t in v["trials"]} == set(SOFTMAX.distributions)
+    rounds = v["timing"]["rounds"] + 1   # the warm-up round is checked too
+    assert len(v["trials"]) <= judge.SAMPLED_CALLS * rounds
+    assert all(t["whole"] for t in v["trials"])   # the outputs are small: each checked call whole
+
+
+def test_a_kernel_wrong_on_one_distribution_is_caught_when_inputs_are_costly(reference, costly_inputs):
+    v = verify(None, CANDIDATES / "softmax_overflow.py", reference=reference, min_speedup=0.0, rounds=8)
+    assert not v["accepted"] and v["correct"] is False, v["reason"]
