@@ -42,11 +42,17 @@ def _become_subreaper() -> None:
 
 def _die_with_parent() -> None:
     """In the child before exec: SIGKILL when the verifier dies, so a killed verifier leaves no child holding
-    the device (PR_SET_PDEATHSIG; unshare --kill-child passes it on into the namespace)."""
+    the device (PR_SET_PDEATHSIG; unshare --kill-child passes it on into the namespace); and no core file
+    (a crashing candidate would write one the size of its memory)."""
     try:
         import ctypes
         ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)
     except (OSError, AttributeError):
+        pass
+    try:
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (OSError, ValueError):
         pass
 
 
@@ -54,13 +60,29 @@ class ChildTimeout(Exception):
     pass
 
 
+class MemoryCapExceeded(Exception):
+    """The child and what it started hold more host memory than it may (the message says how much)."""
+
+
+def host_memory_cap() -> int:
+    """Half of the host memory available now: a candidate that allocates without bound is stopped before the
+    kernel's OOM killer picks a victim (the verifier or the reference, say)."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        return info["MemAvailable"] // 2
+    except (OSError, KeyError, ValueError, IndexError):
+        return 1 << 62
+
+
 class ForgedMessage(Exception):
     pass
 
 
 class Child:
-    def __init__(self, config: dict, *, sandboxed: bool, deadline: float, threads: int):
+    def __init__(self, config: dict, *, sandboxed: bool, deadline: float, threads: int, memory_cap: int | None = None):
         self.deadline = deadline
+        self.memory_cap = memory_cap   # bytes of resident host memory for it and all it started; None: no cap
         self.nonce = secrets.token_hex(16)
         self.buf = b""
         self.frozen = False
@@ -90,6 +112,9 @@ class Child:
                                          cwd=cwd, env=env, preexec_fn=_die_with_parent)
             _LIVE.add(self.proc.pid)
         child_sock.close()
+        self.over_cap = ""
+        if memory_cap is not None:
+            threading.Thread(target=self._watch_memory, name="ch20-memory-cap", daemon=True).start()
         self.send({**config, "nonce": self.nonce})
 
     # ---- the channel ----
@@ -116,6 +141,8 @@ class Child:
         """The next reply, or None when the child closed the channel (exited or crashed)."""
         while b"\n" not in self.buf:
             ready, _, _ = select.select([self.sock], [], [], self._left())
+            if self.over_cap:
+                raise MemoryCapExceeded(self.over_cap)
             if not ready:
                 raise ChildTimeout()
             try:
@@ -123,6 +150,8 @@ class Child:
             except OSError:
                 chunk = b""
             if not chunk:
+                if self.over_cap:
+                    raise MemoryCapExceeded(self.over_cap)
                 return None
             self.buf += chunk
             if len(self.buf) > MAX_LINE:
@@ -149,6 +178,29 @@ class Child:
     def thaw(self) -> None:
         sandbox.thaw(self.proc.pid)
         self.frozen = False
+
+    def rss_bytes(self) -> int:
+        """Resident host memory of it and everything it started (from /proc; shared pages counted per process)."""
+        total, page = 0, os.sysconf("SC_PAGE_SIZE")
+        for pid in sandbox.descendants(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/statm", "rb") as f:
+                    total += int(f.read().split()[1]) * page
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
+    def _watch_memory(self) -> None:
+        """A thread for the child's whole life, whoever the verifier is waiting for (the candidate imports while
+        the reference calibrates): over the cap, the child is killed and its next reply is the reason."""
+        while not self.closed and self.proc.poll() is None:
+            rss = self.rss_bytes()
+            if rss > self.memory_cap:
+                self.over_cap = (f"it held {rss / 2**30:.2f} GiB of host memory, over its cap of "
+                                 f"{self.memory_cap / 2**30:.2f} GiB (half the memory available when it started)")
+                self.kill()
+                return
+            time.sleep(0.1)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of it and everything it started (from /proc)."""

@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 
-from ch20._process import Child, ForgedMessage
+from ch20._process import Child, ForgedMessage, host_memory_cap
 from ch20.checking import describe
 from ch20.pairing import paired_speedup
 from ch20.session import BATCH_TARGET_S, Reference, child_config, nbytes
@@ -107,7 +107,7 @@ def start_candidate(problem, device: str, size: str, dtype: str, model_seed: int
     """The sandboxed candidate child (it may start while the reference child is still calibrating)."""
     cfg = child_config("candidate", problem, device, size, dtype, model_seed, key, threads,
                        candidate_source=source, candidate_file=f"<candidate {name}>")
-    return Child(cfg, sandboxed=True, deadline=deadline, threads=threads)
+    return Child(cfg, sandboxed=True, deadline=deadline, threads=threads, memory_cap=host_memory_cap())
 
 
 class Judge:

@@ -31,13 +31,14 @@ LAYERS = ("isolated_python", "private_cwd", "pid_namespace", "mount_namespace", 
           "readonly_repo", "private_tmp", "unprivileged_user")
 
 # Runs inside the new mount namespace before the candidate's Python starts: fresh tmpfs where an
-# unprivileged process could write, the repository read-only (bound onto itself), an empty work dir.
+# unprivileged process could write, the repository read-only (bound onto itself), an empty work dir. The tmpfs
+# sizes add up to a quarter of RAM (files there are memory its RSS cap does not see).
 _MOUNT_SCRIPT = r"""
 set -e
 repo="$1"; shift
-case "$repo" in /tmp/*) ;; *) mount -t tmpfs -o mode=1777,size=50% tmpfs /tmp ;; esac
-[ -d /var/tmp ] && mount -t tmpfs -o mode=1777 tmpfs /var/tmp || true
-[ -d /dev/shm ] && mount -t tmpfs -o mode=1777 tmpfs /dev/shm || true
+case "$repo" in /tmp/*) ;; *) mount -t tmpfs -o mode=1777,size=15% tmpfs /tmp ;; esac
+[ -d /var/tmp ] && mount -t tmpfs -o mode=1777,size=5% tmpfs /var/tmp || true
+[ -d /dev/shm ] && mount -t tmpfs -o mode=1777,size=5% tmpfs /dev/shm || true
 mount --bind "$repo" "$repo"
 mount -o remount,bind,ro "$repo"
 work=$(mktemp -d /tmp/ch20-work.XXXXXX)

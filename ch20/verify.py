@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ch20 import sandbox
-from ch20._process import ChildTimeout, ForgedMessage
+from ch20._process import ChildTimeout, ForgedMessage, MemoryCapExceeded
 from ch20.judge import Judge, Rejected, start_candidate
 from ch20.problem import Problem, ProblemError, load_problem, sha256_file
 from ch20.screen import screen
@@ -110,6 +110,8 @@ def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadli
             verdict["trials"] = judge.checked if judge else []
         except ChildTimeout:
             verdict.update(correct=False, reason=f"timed out during {verdict['stage']} (no answer within --timeout)")
+        except MemoryCapExceeded as exc:
+            verdict.update(correct=False, reason=f"stopped during {verdict['stage']}: {exc}")
         except ForgedMessage as exc:
             verdict.update(correct=False, reason=str(exc), tampered=True)
         except ProblemError:

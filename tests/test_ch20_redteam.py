@@ -151,3 +151,15 @@ def test_network_is_unreachable(tmp_path):
     server.close()
     assert got == [None], "the candidate reached the test's port"
     assert v["sandbox"]["network_namespace"] == "applied" and v["correct"]
+
+
+def test_host_memory_hoarding_is_stopped_at_the_cap(monkeypatch):
+    """Capped at 1.5 GiB here (half the available memory by default), checked every 0.1 s from the moment it
+    starts, also while the verifier waits for the reference."""
+    from ch20 import judge
+    from ch20.problem import load_problem
+    from ch20.verify import verify
+    monkeypatch.setattr(judge, "host_memory_cap", lambda: 3 << 29)
+    v = verify(load_problem(SOFTMAX), CANDIDATES / "v3_memory_hoard.py", device="cpu", size="tiny", trials=1,
+               rounds=3, min_speedup=0.0, timeout=120)
+    assert not v["accepted"] and "host memory" in v["reason"] and "cap of 1.50 GiB" in v["reason"], v["reason"]
