@@ -8,6 +8,7 @@ MAX_LINE bytes per reply. The child's output goes to a memfd, which no process c
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import secrets
@@ -40,10 +41,15 @@ def _become_subreaper() -> None:
         pass
 
 
-def _die_with_parent() -> None:
+MAX_TASKS = 2048   # processes and threads of the unprivileged user the candidate runs as (a fork bomb stops here)
+
+
+def _child_limits(own_uid: bool) -> None:
     """In the child before exec: SIGKILL when the verifier dies, so a killed verifier leaves no child holding
-    the device (PR_SET_PDEATHSIG; unshare --kill-child passes it on into the namespace); and no core file
-    (a crashing candidate would write one the size of its memory)."""
+    the device (PR_SET_PDEATHSIG; unshare --kill-child passes it on into the namespace); no core file (a
+    crashing candidate would write one the size of its memory); and, when it runs as a user of its own, a cap
+    on that user's processes and threads (under the verifier's own user the count would include all of its
+    other processes, so there is none)."""
     try:
         import ctypes
         ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)
@@ -52,6 +58,8 @@ def _die_with_parent() -> None:
     try:
         import resource
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if own_uid:
+            resource.setrlimit(resource.RLIMIT_NPROC, (MAX_TASKS, MAX_TASKS))
     except (OSError, ValueError):
         pass
 
@@ -107,9 +115,10 @@ class Child:
         env = sandbox.base_env(home, threads, extra)
         _become_subreaper()
         with _LIVE_LOCK:
-            self.proc = subprocess.Popen(sandbox.boot_command(sandboxed, config["device"]), stdin=subprocess.DEVNULL, stdout=self.log_fd,
-                                         stderr=self.log_fd, pass_fds=(child_sock.fileno(),), start_new_session=True,
-                                         cwd=cwd, env=env, preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(sandbox.boot_command(sandboxed, config["device"]), stdin=subprocess.DEVNULL,
+                                         stdout=self.log_fd, stderr=self.log_fd, pass_fds=(child_sock.fileno(),),
+                                         start_new_session=True, cwd=cwd, env=env,
+                                         preexec_fn=functools.partial(_child_limits, info["uid"] != os.getuid()))
             _LIVE.add(self.proc.pid)
         child_sock.close()
         self.over_cap = ""
@@ -179,14 +188,20 @@ class Child:
         sandbox.thaw(self.proc.pid)
         self.frozen = False
 
-    def rss_bytes(self) -> int:
-        """Resident host memory of it and everything it started (from /proc; shared pages counted per process)."""
+    def rss_bytes(self, proportional: bool = False) -> int:
+        """Resident host memory of it and everything it started, from /proc: cheap (statm) with the pages that
+        forked processes share counted once per process, or `proportional` (smaps_rollup's Pss: each shared
+        page split among its sharers; the kernel walks every mapping, so only to confirm)."""
         total, page = 0, os.sysconf("SC_PAGE_SIZE")
         for pid in sandbox.descendants(self.proc.pid):
             try:
-                with open(f"/proc/{pid}/statm", "rb") as f:
-                    total += int(f.read().split()[1]) * page
-            except (OSError, ValueError, IndexError):
+                if proportional:
+                    with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                        total += next(int(line.split()[1]) * 1024 for line in f if line.startswith(b"Pss:"))
+                else:
+                    with open(f"/proc/{pid}/statm", "rb") as f:
+                        total += int(f.read().split()[1]) * page
+            except (OSError, ValueError, IndexError, StopIteration):
                 continue
         return total
 
@@ -195,7 +210,7 @@ class Child:
         the reference calibrates): over the cap, the child is killed and its next reply is the reason."""
         while not self.closed and self.proc.poll() is None:
             rss = self.rss_bytes()
-            if rss > self.memory_cap:
+            if rss > self.memory_cap and (rss := self.rss_bytes(proportional=True)) > self.memory_cap:
                 self.over_cap = (f"it held {rss / 2**30:.2f} GiB of host memory, over its cap of "
                                  f"{self.memory_cap / 2**30:.2f} GiB (half the memory available when it started)")
                 self.kill()

@@ -163,3 +163,17 @@ def test_host_memory_hoarding_is_stopped_at_the_cap(monkeypatch):
     v = verify(load_problem(SOFTMAX), CANDIDATES / "v3_memory_hoard.py", device="cpu", size="tiny", trials=1,
                rounds=3, min_speedup=0.0, timeout=120)
     assert not v["accepted"] and "host memory" in v["reason"] and "cap of 1.50 GiB" in v["reason"], v["reason"]
+
+
+def test_processes_of_the_candidate_are_capped(monkeypatch):
+    """A fork bomb stops at MAX_TASKS processes and threads of the candidate's own user (only where it has one:
+    under the verifier's user a cap would count the verifier's processes too). Lowered to 200 here: quicker."""
+    from ch20 import _process
+    from ch20.problem import load_problem
+    from ch20.verify import verify
+    monkeypatch.setattr(_process, "MAX_TASKS", 200)
+    if not sandbox.probe("cpu")["layers"]["unprivileged_user"].startswith("applied"):
+        pytest.skip("the candidate runs as the verifier's own user here: no process cap (the README says so)")
+    v = verify(load_problem(SOFTMAX), CANDIDATES / "v3_many_processes.py", device="cpu", size="tiny", trials=1,
+               rounds=3, min_speedup=0.0, timeout=120)
+    assert not v["accepted"] and "import" in v["reason"] and "BlockingIOError" in v["reason"], v["reason"]
