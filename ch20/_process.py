@@ -41,6 +41,7 @@ def _become_subreaper() -> None:
         pass
 
 
+MAX_LOG = 64 << 20    # bytes of its stdout and stderr
 MAX_TASKS = 2048   # processes and threads of the unprivileged user the candidate runs as (a fork bomb stops here)
 
 
@@ -69,7 +70,8 @@ class ChildTimeout(Exception):
 
 
 class MemoryCapExceeded(Exception):
-    """The child and what it started hold more host memory than it may (the message says how much)."""
+    """The child and what it started hold more host memory, or wrote more output, than it may (the message
+    says which and how much)."""
 
 
 def host_memory_cap() -> int:
@@ -213,6 +215,14 @@ class Child:
             if rss > self.memory_cap and (rss := self.rss_bytes(proportional=True)) > self.memory_cap:
                 self.over_cap = (f"it held {rss / 2**30:.2f} GiB of host memory, over its cap of "
                                  f"{self.memory_cap / 2**30:.2f} GiB (half the memory available when it started)")
+            else:
+                try:   # its stdout and stderr: a memfd of the verifier's, memory its RSS does not show
+                    logged = os.fstat(self.log_fd).st_size
+                except OSError:
+                    return
+                if logged > MAX_LOG:
+                    self.over_cap = f"it wrote {logged / 2**20:.0f} MiB to its output, over the cap of {MAX_LOG >> 20} MiB"
+            if self.over_cap:
                 self.kill()
                 return
             time.sleep(0.1)

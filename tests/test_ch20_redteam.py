@@ -165,6 +165,14 @@ def test_host_memory_hoarding_is_stopped_at_the_cap(monkeypatch):
     assert not v["accepted"] and "host memory" in v["reason"] and "cap of 1.50 GiB" in v["reason"], v["reason"]
 
 
+def test_flooding_the_output_is_stopped_at_the_cap():
+    from ch20.problem import load_problem
+    from ch20.verify import verify
+    v = verify(load_problem(SOFTMAX), CANDIDATES / "v3_floods_output.py", device="cpu", size="tiny", trials=1,
+               rounds=3, min_speedup=0.0, timeout=120)
+    assert not v["accepted"] and "MiB to its output" in v["reason"], v["reason"]
+
+
 def test_processes_of_the_candidate_are_capped(monkeypatch):
     """A fork bomb stops at MAX_TASKS processes and threads of the candidate's own user (only where it has one:
     under the verifier's user a cap would count the verifier's processes too). Lowered to 200 here: quicker."""
