@@ -132,9 +132,9 @@ def poison_allocator(device: torch.device, sizes: list[int]) -> None:
 
     PyTorch's CUDA caching allocator hands a freed block to the next request of the same size, so an
     output allocated with torch.empty and never written then reads as NaN and fails, instead of
-    silently holding the baseline's answer from the previous call. On the CPU, malloc reuses a freed chunk
-    of the same size as readily (below its mmap threshold; above it, freed memory goes back to the OS and
-    comes back as zeros).
+    silently holding the baseline's answer from the previous call. On the CPU this is best effort: malloc
+    usually hands back a freed chunk of the same size below its mmap threshold (not always: it depends on
+    what else the heap holds); above it, freed memory goes back to the OS and comes back as zeros.
     """
     blocks = [torch.full(((n + 3) // 4,), float("nan"), dtype=torch.float32, device=device) for n in sizes if n > 0]
     del blocks
