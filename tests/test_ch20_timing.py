@@ -38,7 +38,8 @@ def test_honest_candidate_reads_1x_ten_times_out_of_ten(honest_runs):
 
 def test_timing_provenance_is_recorded(honest_runs):
     v = honest_runs[0]
-    assert v["timing"]["rounds"] >= 15 and len(v["timing"]["ratios"]) == v["timing"]["rounds"]
+    # 16 rounds unless the timing budget ran out first (a loaded machine): never fewer than 3
+    assert v["timing"]["rounds"] >= 3 and len(v["timing"]["ratios"]) == v["timing"]["rounds"]
     assert "perf_counter" in v["timing"]["clock"]
     assert v["provenance"]["threads"] == 1 and v["provenance"]["candidate_cpu_per_wall"] <= 1.5
     assert len(v["provenance"]["loadavg_start"]) == 3 and len(v["provenance"]["loadavg_end"]) == 3

@@ -54,7 +54,7 @@ CHEATS = {
                           "        time.sleep(0.005)\n        out.copy_(torch.sigmoid(t) * 2)\n"
                           "def fast(x):\n    if not any(t.name == 'w' for t in threading.enumerate()):\n"
                           "        threading.Thread(target=_work, name='w', daemon=True).start()\n"
-                          "    out = torch.empty_like(x['x'])\n    _q.put((x['x'], out))\n    return out", "differ"),
+                          "    out = torch.empty_like(x['x'])\n    _q.put((x['x'], out))\n    return out", "differ|never written"),   # late writes: wrong values, or the poisoned NaN not yet overwritten
     # patches what the baseline calls, so the baseline agrees with it
     "patches_baseline": ("_real = torch.sigmoid\ndef fast(x):\n    torch.sigmoid = lambda t: torch.zeros_like(t)\n"
                          "    return torch.zeros_like(x['x'])", "global state"),
@@ -132,7 +132,7 @@ def test_a_cheat_fails_with_a_reason_that_names_it(verdicts, name):
     fast = res.variant("fast")
     if fast is not None:
         assert not fast.verified and fast.median_ms is None
-    assert CHEATS[name][1].lower() in res.reason.lower(), res.reason
+    assert any(w in res.reason.lower() for w in CHEATS[name][1].lower().split("|")), res.reason
 
 
 def test_a_softmax_of_zeros_within_atol_fails_on_the_relative_error(verdicts):
