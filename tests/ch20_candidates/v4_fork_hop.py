@@ -15,7 +15,7 @@ import sys
 import torch
 from torch import nn
 
-HOPPERS, BURNERS = 2, 4
+HOPPERS, BURNERS = 2, 6
 HELPER = r"""
 import os, signal, sys, time
 main, hoppers, burners = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
