@@ -22,7 +22,9 @@ import time
 
 from ch20 import sandbox
 
-MAX_LINE = 64 << 20
+MAX_LINE = 16 << 20    # bytes of one reply: a batch of KernelBench-sized outputs needs a few hundred KiB
+MAX_ITEMS = 250_000    # its elements, counted before parsing: literal_eval of a 16 MiB list of zeros takes
+                       # gigabytes and tens of seconds, a denial of service on the verifier itself
 _LIVE: set[int] = set()        # pids of the children this process started and still owns
 _LIVE_LOCK = threading.RLock()
 
@@ -97,6 +99,7 @@ class Child:
         self.buf = b""
         self.frozen = False
         self.closed = False
+        self.cpu_while_frozen, self.frozen_windows, self._cpu_at_freeze = 0.0, 0, 0.0
         self.log_fd = os.memfd_create("ch20-child-log", os.MFD_CLOEXEC)
         parent_sock, child_sock = socket.socketpair()
         self.sock = parent_sock
@@ -168,6 +171,8 @@ class Child:
             if len(self.buf) > MAX_LINE:
                 raise ForgedMessage(f"a reply longer than {MAX_LINE} bytes on the result channel")
         line, self.buf = self.buf.split(b"\n", 1)
+        if line.count(b",") + line.count(b"[") + line.count(b"(") + line.count(b"{") > MAX_ITEMS:
+            raise ForgedMessage(f"a reply of more than {MAX_ITEMS} elements on the result channel")
         try:
             msg = ast.literal_eval(line.decode())   # the child writes repr(), never pickle
         except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError, TypeError) as exc:
@@ -182,11 +187,16 @@ class Child:
 
     # ---- the processes ----
     def freeze(self) -> None:
-        """SIGSTOP it and everything it started: nothing of it runs while the reference is timed."""
+        """SIGSTOP it and everything it started: nothing of it runs while the reference is timed. Its CPU time
+        is read once all of it shows stopped, and again at the thaw: what it used in between escaped the freeze."""
         sandbox.freeze(self.proc.pid)
+        self._cpu_at_freeze = self.cpu_seconds()
         self.frozen = True
 
     def thaw(self) -> None:
+        if self.frozen:
+            self.cpu_while_frozen += max(0.0, self.cpu_seconds() - self._cpu_at_freeze)
+            self.frozen_windows += 1
         sandbox.thaw(self.proc.pid)
         self.frozen = False
 

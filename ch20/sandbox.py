@@ -200,8 +200,36 @@ def signal_all(pid: int, sig: int, rounds: int = 5) -> None:
             done.add(p)
 
 
-def freeze(pid: int) -> None:
+def _running(pids: list[int]) -> list[int]:
+    out = []
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] not in (b"T", b"t", b"Z", b"X"):
+                    out.append(p)
+        except (OSError, IndexError):
+            continue
+    return out
+
+
+def freeze(pid: int, settle_s: float = 0.05) -> bool:
+    """SIGSTOP pid and all it started, and wait (at most settle_s) until /proc shows every one of them stopped,
+    signalling again any that a fork added meanwhile. False when some still ran at the end (a process that
+    forks and exits faster than this can follow): its CPU time while frozen then tells (Child.thaw)."""
     signal_all(pid, signal.SIGSTOP)
+    end = time.monotonic() + settle_s
+    while True:
+        running = _running(descendants(pid))
+        if not running:
+            return True
+        if time.monotonic() > end:
+            return False
+        for p in running:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.0005)
 
 
 def thaw(pid: int) -> None:

@@ -45,6 +45,10 @@ def _new_verdict(problem: Problem, candidate: Path, device: str, size: str, min_
             "sandbox": {}, "provenance": {}, "timing": {}, "elapsed_s": None}
 
 
+# CPU seconds a frozen candidate may still show: the last tick of a process stopped mid-tick is charged late
+FROZEN_CPU_SLACK_S, FROZEN_CPU_SLACK_PER_WINDOW_S = 0.02, 0.002
+
+
 def _accept_or_reject(verdict: dict, judge: Judge, stats: dict) -> None:
     ref = judge.ref
     verdict.update(correct=True, stage="done", trials=judge.checked, baseline_ms=stats["baseline_ms"],
@@ -65,6 +69,12 @@ def _accept_or_reject(verdict: dict, judge: Judge, stats: dict) -> None:
             raise Rejected(f"it used {per_wall:.2f} CPU seconds per second of its batches, more than the "
                            f"{ref.threads} thread(s) every side gets: a timing that is not comparable", tampered=True,
                            correct=True)
+    escaped, windows = judge.cand.cpu_while_frozen, judge.cand.frozen_windows
+    verdict["provenance"]["candidate_cpu_while_frozen_s"] = round(escaped, 4)
+    if escaped > FROZEN_CPU_SLACK_S + FROZEN_CPU_SLACK_PER_WINDOW_S * windows:
+        raise Rejected(f"it used {escaped:.3f} s of CPU while frozen ({windows} windows in which only the reference "
+                       "may run): part of it escaped the freeze (processes that fork and exit faster than it "
+                       "follows, say) and ran beside the reference's batches", tampered=True, correct=True)
     if judge.quiet_failures:
         raise Rejected(f"the device was still busy with foreign work when {judge.quiet_failures} reference batches "
                        "began: the candidate leaves work running after its batch", tampered=True, correct=True)
@@ -90,8 +100,9 @@ def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadli
             verdict["sandbox"] = dict(sandbox.probe(reference.device)["layers"])
             ready = judge.start()
             verdict.update(compiled=True, stage="run")
-            verdict["provenance"].update(candidate_uid=ready.get("uid"), candidate_pid_inside=ready.get("pid"),
-                                         candidate_digest=ready.get("digest"))
+            verdict["provenance"].update(candidate_uid=_int_or_none(ready.get("uid")),
+                                         candidate_pid_inside=_int_or_none(ready.get("pid")),
+                                         candidate_digest=_plain(ready.get("digest")))
             if ready.get("digest") != reference.digest_method:
                 raise ForgedMessage(f"the candidate child digests with {ready.get('digest')!r}, the reference with "
                                     f"{reference.digest_method!r}")
@@ -125,6 +136,23 @@ def judge_candidate(reference: Reference, candidate: Path, verdict: dict, deadli
     if changed:
         verdict.update(accepted=False, tampered=True, reason=f"it wrote into Python's import path ({changed[0]}): "
                        "a file a later verification would import")
+
+
+def _int_or_none(x):
+    return x if type(x) is int else None
+
+
+def _plain(x, depth: int = 0):
+    """x as JSON can always write it: str keys, lists for tuples, the repr (cut to 200 characters) of anything
+    else. A verdict must be writable whatever a child put into a reply (a dict keyed by tuples is a Python
+    literal, and json.dumps refuses it even with default=str)."""
+    if x is None or type(x) in (bool, int, float, str):
+        return x
+    if depth < 32 and type(x) is dict:
+        return {k if type(k) is str else repr(k)[:200]: _plain(v, depth + 1) for k, v in x.items()}
+    if depth < 32 and type(x) in (list, tuple):
+        return [_plain(v, depth + 1) for v in x]
+    return repr(x)[:200]
 
 
 def feedback(verdict: dict) -> str:
@@ -213,6 +241,7 @@ def verify(problem: str | Path | Problem | None, candidate: str | Path, *, devic
             if own_reference:
                 reference.close()
     verdict["provenance"]["loadavg_end"] = list(os.getloadavg())
+    verdict = _plain(verdict)
     verdict["feedback"] = feedback(verdict)
     verdict["elapsed_s"] = round(time.monotonic() - started, 3)
     if verdict.get("phases"):

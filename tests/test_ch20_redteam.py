@@ -49,6 +49,9 @@ CASES = {
     "v2_incomplete_reply": (False, False, True, "digests of every call"),
     "v2_background_load": (True, None, None, ""),                # frozen while the reference runs: no gain
     "v2_fifo": (False, False, True, "forged"),
+    "v4_ready_fields": (True, True, False, "correct on"),      # a tuple-keyed dict in its reply: the verdict still writes
+    "v4_literal_bomb": (False, False, True, "elements"),       # a reply dear to parse: refused before parsing
+    "v4_fork_hop": (True, None, None, ""),                     # hoppers the freeze must follow: no gain
 }
 
 
@@ -68,6 +71,7 @@ def verdicts(tmp_path_factory):
 def test_redteam_verdict(verdicts, name):
     correct, accepted, tampered, words = CASES[name]
     v = verdicts[name]
+    json.dumps(v)   # whatever a child replied, the verdict is writable
     if correct is not None:
         assert v["correct"] == correct, v["reason"]
     if accepted is not None:
@@ -185,3 +189,15 @@ def test_processes_of_the_candidate_are_capped(monkeypatch):
     v = verify(load_problem(SOFTMAX), CANDIDATES / "v3_many_processes.py", device="cpu", size="tiny", trials=1,
                rounds=3, min_speedup=0.0, timeout=120)
     assert not v["accepted"] and "import" in v["reason"] and "BlockingIOError" in v["reason"], v["reason"]
+
+
+def test_cpu_used_while_frozen_is_caught(monkeypatch):
+    """Whatever escapes the freeze (a process that forks and exits faster than the freeze follows, as
+    v4_fork_hop tries) shows as CPU time between the freeze and the thaw. Simulated: the freeze signals nothing,
+    and the candidate's thread burns all the time."""
+    from ch20.problem import load_problem
+    from ch20.verify import verify
+    monkeypatch.setattr(sandbox, "freeze", lambda pid, settle_s=0.05: True)
+    v = verify(load_problem(SOFTMAX), CANDIDATES / "v2_background_load.py", device="cpu", size="tiny", trials=1,
+               rounds=3, min_speedup=0.0, timeout=120)
+    assert not v["accepted"] and v["tampered"] and "while frozen" in v["reason"], v["reason"]
