@@ -40,15 +40,17 @@ def test_cli_accepts_writes_json_and_certificate_and_rechecks_it(tmp_path):
     # measured noise (a shared 2-core machine can); the rule itself is tested on fixed figures below.
     again = run("--certificate", str(cert_path))
     holds = again.returncode == 0 and "HOLDS" in again.stdout
-    drifted_by_load = again.returncode == 1 and "moved by more than the measured noise" in again.stdout \
+    drifted_by_load = again.returncode == 1 and "the range a claim measured with the same noise" in again.stdout \
         and "re-verified here: accepted" in again.stdout
     assert holds or drifted_by_load, again.stdout + again.stderr
 
-    # The same kernel certified at a speedup far outside what can be measured here: DRIFTED, exit 1.
-    forged = dict(cert, speedup=5.0, speedup_ci=[4.5, 5.5])
+    # The same kernel certified at a speedup far outside what can be measured here: DRIFTED, exit 1, however
+    # wide the interval, few the rounds and low the bar the edited file claims (red team v4)
+    forged = dict(cert, speedup=3.0, speedup_ci=[0.5, 9.0], min_speedup=0.0,
+                  timing={**cert["timing"], "rounds": 2})
     cert_path.write_text(json.dumps(forged))
     drifted = run("--certificate", str(cert_path))
-    assert drifted.returncode == 1 and "DRIFTED" in drifted.stdout and "measured noise" in drifted.stdout
+    assert drifted.returncode == 1 and "DRIFTED" in drifted.stdout and "same noise" in drifted.stdout
     cert_path.write_text(json.dumps(cert))
 
     (tmp_path / "kernel.py").write_text(GOOD.read_text() + "\n# edited\n")
@@ -70,7 +72,7 @@ def test_drift_holds_only_on_the_same_device_size_dtype_and_speed():
     found = " | ".join(blocking)
     assert "hardware name: NVIDIA H200 -> NVIDIA H100" in found
     assert "size: certified full, run as small" in found and "dtype: certified bfloat16" in found
-    assert "speedup 1.2x" in found and "measured noise" in found
+    assert "speedup certified 1.2x" in found and "same noise" in found
     noted = " | ".join(noted)
     assert "torch version: 2.11.0 -> 2.12.0" in noted and "hardware driver" in noted
     assert "reference output on the probe input changed" in noted
