@@ -9,6 +9,7 @@ additionally runs, as far as the kernel allows:
     mount namespace    private tmpfs on /tmp, /var/tmp and /dev/shm, the repository bound read-only:
                        nothing it writes survives, and no later child imports what it wrote
     network namespace  no interface but a down loopback
+    ipc namespace      System V shared memory, semaphores and message queues of its own, gone with it
     unprivileged user  nobody (when the verifier runs as root), no capabilities, no_new_privs
 
 Each layer is probed once per process by starting a tiny child through it; the verdict lists which layers
@@ -36,14 +37,19 @@ LAYERS = ("isolated_python", "private_cwd", "pid_namespace", "mount_namespace", 
 _MOUNT_SCRIPT = r"""
 set -e
 repo="$1"; shift
-case "$repo" in /tmp/*) ;; *) mount -t tmpfs -o mode=1777,size=15% tmpfs /tmp ;; esac
 [ -d /var/tmp ] && mount -t tmpfs -o mode=1777,size=5% tmpfs /var/tmp || true
 [ -d /dev/shm ] && mount -t tmpfs -o mode=1777,size=5% tmpfs /dev/shm || true
+base=/tmp
+case "$repo" in
+  /tmp/*) [ -d /dev/shm ] && base=/dev/shm ;;   # /tmp holds the repository: kept; work in a private tmpfs instead
+  *) mount -t tmpfs -o mode=1777,size=15% tmpfs /tmp ;;
+esac
 mount --bind "$repo" "$repo"
 mount -o remount,bind,ro "$repo"
-work=$(mktemp -d /tmp/ch20-work.XXXXXX)
+work=$(mktemp -d "$base/ch20-work.XXXXXX")
 chmod 0777 "$work"
 cd "$work"
+export HOME="$work" TMPDIR="$work" TRITON_CACHE_DIR="$work/.triton" TORCHINDUCTOR_CACHE_DIR="$work/.inductor"
 "$@"   # not exec: this shell stays PID 1, so the candidate is an ordinary process (signals it sends itself work)
 """
 
@@ -78,7 +84,7 @@ def base_env(home: str, threads: int = 1, extra: dict | None = None) -> dict:
 def _layer_prefix(ns: bool, drop_user: bool, userns: bool) -> list[str]:
     prefix = []
     if ns:
-        prefix = ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--net", "--mount-proc",
+        prefix = ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--net", "--ipc", "--mount-proc",
                   "--propagation", "private"] + (["--user", "--map-root-user"] if userns else []) + \
                  ["sh", "-c", _MOUNT_SCRIPT, "ch20-sandbox", str(REPO_ROOT)]
     if drop_user:
@@ -116,7 +122,7 @@ def probe(device: str = "cpu") -> dict:
     ns_reason = "applied" if ns else "unavailable: " + (why.get((True, root)) or why.get((True, False)) or
                                                        ("no unshare/setpriv" if not have["unshare"] else "not permitted"))
     layers = {"isolated_python": "applied", "private_cwd": "applied"}
-    for layer in ("pid_namespace", "mount_namespace", "network_namespace", "readonly_repo"):
+    for layer in ("pid_namespace", "mount_namespace", "network_namespace", "ipc_namespace", "readonly_repo"):
         layers[layer] = ns_reason
     layers["private_tmp"] = ns_reason if not str(REPO_ROOT).startswith("/tmp/") or not ns else \
         "unavailable: the repository is under /tmp"

@@ -201,3 +201,17 @@ def test_cpu_used_while_frozen_is_caught(monkeypatch):
     v = verify(load_problem(SOFTMAX), CANDIDATES / "v2_background_load.py", device="cpu", size="tiny", trials=1,
                rounds=3, min_speedup=0.0, timeout=120)
     assert not v["accepted"] and v["tampered"] and "while frozen" in v["reason"], v["reason"]
+
+
+def test_shared_memory_segments_die_with_the_candidate():
+    """A System V segment outlives its creator unless its IPC namespace goes: then it could carry data from one
+    verification to the next, and hold memory for good."""
+    from ch20.problem import load_problem
+    from ch20.verify import verify
+    if not sandbox.probe("cpu")["layers"].get("ipc_namespace", "").startswith("applied"):
+        pytest.skip("no IPC namespace here (the README says so)")
+    v = verify(load_problem(SOFTMAX), CANDIDATES / "v4_sysv_shm.py", device="cpu", size="tiny", trials=1,
+               rounds=3, min_speedup=0.0, timeout=120)
+    assert v["sandbox"]["ipc_namespace"] == "applied", v["sandbox"]
+    keys = [int(line.split()[0]) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
+    assert 0x20C4F00D not in keys
