@@ -44,6 +44,8 @@ def _become_subreaper() -> None:
 
 
 MAX_LOG = 64 << 20    # bytes of its stdout and stderr
+MAX_FILES = 4096      # descriptors it may hold open (the memory watcher reads each one's target)
+IN_MEMORY_FILES = ("/memfd:", "/dev/shm/", "/tmp/", "/var/tmp/")   # memfds; tmpfs in its mount namespace
 MAX_TASKS = 2048   # processes and threads of the unprivileged user the candidate runs as (a fork bomb stops here)
 
 
@@ -61,6 +63,8 @@ def _child_limits(own_uid: bool) -> None:
     try:
         import resource
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(MAX_FILES, resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
+                                                    MAX_FILES))
         if own_uid:
             resource.setrlimit(resource.RLIMIT_NPROC, (MAX_TASKS, MAX_TASKS))
     except (OSError, ValueError):
@@ -217,12 +221,35 @@ class Child:
                 continue
         return total
 
+    def held_file_bytes(self) -> int:
+        """Memory in files it holds open that live in memory (memfds, tmpfs): the RSS leaves them out until
+        mapped and touched, and a memfd holds its pages as long as one descriptor does."""
+        seen, total = set(), 0
+        for pid in sandbox.descendants(self.proc.pid):
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if not target.startswith(IN_MEMORY_FILES):
+                        continue
+                    st = os.stat(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+        return total
+
     def _watch_memory(self) -> None:
         """A thread for the child's whole life, whoever the verifier is waiting for (the candidate imports while
         the reference calibrates): over the cap, the child is killed and its next reply is the reason."""
         while not self.closed and self.proc.poll() is None:
-            rss = self.rss_bytes()
-            if rss > self.memory_cap and (rss := self.rss_bytes(proportional=True)) > self.memory_cap:
+            held = self.held_file_bytes()
+            rss = self.rss_bytes() + held
+            if rss > self.memory_cap and (rss := self.rss_bytes(proportional=True) + held) > self.memory_cap:
                 self.over_cap = (f"it held {rss / 2**30:.2f} GiB of host memory, over its cap of "
                                  f"{self.memory_cap / 2**30:.2f} GiB (half the memory available when it started)")
             else:

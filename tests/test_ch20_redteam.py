@@ -215,3 +215,14 @@ def test_shared_memory_segments_die_with_the_candidate():
     assert v["sandbox"]["ipc_namespace"] == "applied", v["sandbox"]
     keys = [int(line.split()[0]) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
     assert 0x20C4F00D not in keys
+
+
+def test_memory_in_a_memfd_counts_against_the_cap(monkeypatch):
+    """1 GiB written into a memfd and never mapped: no process's resident set shows it (red team v4)."""
+    from ch20 import judge
+    from ch20.problem import load_problem
+    from ch20.verify import verify
+    monkeypatch.setattr(judge, "host_memory_cap", lambda: 900 << 20)
+    v = verify(load_problem(SOFTMAX), CANDIDATES / "v4_memfd_hoard.py", device="cpu", size="tiny", trials=1,
+               rounds=3, min_speedup=0.0, timeout=120)
+    assert not v["accepted"] and "host memory" in v["reason"], v["reason"]
