@@ -1,4 +1,4 @@
-"""The first k columns of the input, returned as a view of it (the output aliases the input)."""
+"""The first k columns of the input, returned as a view of it: a non-contiguous output that aliases the input."""
 import torch
 from torch import nn
 

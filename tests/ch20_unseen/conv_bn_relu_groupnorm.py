@@ -1,4 +1,8 @@
-"""A level-2-style fused chain: conv2d, an added bias parameter, ReLU, then GroupNorm."""
+"""A level-2-style fused chain: conv2d, an added bias parameter, BatchNorm2d, ReLU, then GroupNorm.
+
+Run as constructed, in training mode, as KernelBench runs it: BatchNorm normalizes by the batch's own mean
+and variance, not by its running statistics (eval mode's).
+"""
 import torch
 from torch import nn
 
@@ -16,12 +20,12 @@ class Model(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size)
         self.bias = nn.Parameter(torch.randn(bias_shape) * 0.1)
+        self.bn = nn.BatchNorm2d(out_channels)
         self.group_norm = nn.GroupNorm(num_groups, out_channels)
 
     def forward(self, x):
-        x = self.conv(x)
-        x = torch.relu(x + self.bias)
-        return self.group_norm(x)
+        x = self.bn(self.conv(x) + self.bias)
+        return self.group_norm(torch.relu(x))
 
 
 def get_inputs():
