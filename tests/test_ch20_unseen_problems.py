@@ -15,98 +15,27 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from ch20_unseen.unseen import BAD, CASES, LEFT_OUT, UNSEEN, mismatch, verify_all
 
 from ch20._process import owned_pids
-from ch20.problem import ProblemError, load_problem
-from ch20.verify import run_reference, verify
 
 REPO = Path(__file__).resolve().parent.parent
-UNSEEN = REPO / "tests/ch20_unseen"
-CANDIDATES = UNSEEN / "candidates"
-ROUNDS = 2          # the verifier still runs its minimum (a warm-up round and 3 more)
-
-
-# problem: {candidate: (correct, words its reason must contain)}; "reference" is Model copied as ModelNew,
-# which must be accepted; other right candidates too; wrong ones rejected.
-CASES = {
-    "max_with_indices": {"reference": (True, "correct on"), "plain_tuple": (True, "correct on"),
-                         "block_local_index": (False, "output 1: ")},
-    "positive_mask": {"reference": (True, "correct on"), "ge": (False, "sparse inputs")},
-    "cross_entropy": {"reference": (True, "correct on")},
-    "slice_view": {"reference": (True, "correct on")},
-    "inplace_add_relu": {"reference": (True, "correct on"), "out_of_place": (True, "correct on"),
-                         "other_mutation": (False, "modified in place")},
-    "scaled_softmax_args": {"reference": (True, "correct on")},
-    "conv_bn_relu_groupnorm": {"reference": (True, "correct on"), "batch_stats": (True, "correct on"),
-                               "running_stats": (False, "differ beyond")},
-    "lstm": {"reference": (True, "correct on")},
-    "prefix_scans": {"reference": (True, "correct on"), "float16": (False, "output 1: ")},
-    "mixed_precision": {"reference": (True, "correct on"),
-                        "float32": (False, "dtype ['float32', 'float16'] != reference ['float64', 'float16']")},
-}
-# Default distributions the reference overflows on are left out (these files declare none, as KernelBench's)
-LEFT_OUT = {"prefix_scans": ["large"]}
-# bad problem file: words the one-line ProblemError must contain (dropout_train goes through the CLI below)
-BAD = {
-    "no_model": "lacks Model",
-    "get_init_inputs_raises": "(get_init_inputs): ValueError: bad init arguments",
-    "call_counter": "another output for the same",
-}
-
-
-def _reference_candidate(problem: str, tmp: Path) -> Path:
-    path = tmp / f"{problem}__reference.py"
-    path.write_text((UNSEEN / f"{problem}.py").read_text() + "\n\nModelNew = Model\n")
-    return path
-
-
-def _verify_problem(name: str, tmp: Path) -> dict:
-    reference = run_reference(load_problem(UNSEEN / f"{name}.py"), device="cpu", size="tiny", trials=1)
-    try:
-        out = {}
-        for cand in CASES[name]:
-            path = _reference_candidate(name, tmp) if cand == "reference" else CANDIDATES / f"{name}__{cand}.py"
-            out[(name, cand)] = verify(None, path, reference=reference, timeout=120.0, min_speedup=0.0, rounds=ROUNDS)
-        return out
-    finally:
-        reference.close()
-
-
-def _bad_problem(name: str, tmp: Path) -> dict:
-    try:
-        reference = run_reference(load_problem(UNSEEN / f"bad/{name}.py"), device="cpu", size="tiny", trials=1,
-                                  timeout=60)
-    except ProblemError as exc:
-        return {("bad", name): str(exc)}
-    reference.close()
-    return {("bad", name): None}
 
 
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory):
     """{(problem, candidate): verdict} and {("bad", file): the ProblemError's text}; each problem against one
     live reference of its own."""
-    tmp = tmp_path_factory.mktemp("unseen")
-    work = [(_verify_problem, n) for n in sorted(CASES, key=lambda n: -len(CASES[n]))] + [(_bad_problem, n) for n in BAD]
-    results = {}
-    # three at a time: a verification's timed rounds take turns with the others' (ROUND_LOCK), while children
-    # importing torch (most of this file's time) overlap them
-    with ThreadPoolExecutor(3) as pool:
-        for part in pool.map(lambda item: item[0](item[1], tmp), work):
-            results.update(part)
-    return results
+    return verify_all(tmp_path_factory.mktemp("unseen"), "cpu")
 
 
 @pytest.mark.parametrize("case", [(p, c) for p in CASES for c in CASES[p]], ids=lambda c: f"{c[0]}-{c[1]}")
 def test_verdict(verdicts, case):
-    correct, words = CASES[case[0]][case[1]]
     v = verdicts[case]
-    assert v["correct"] == correct and v["accepted"] == correct, v["reason"]
-    assert words in v["reason"], v["reason"]
+    assert not mismatch(case, v), mismatch(case, v)
     assert not v["tampered"], v["reason"]
     if case[1] == "reference":   # the same code on both sides: no speedup either way (loose: a loaded machine)
         assert 0.5 < v["speedup"] < 2.0, v["speedup"]
@@ -120,9 +49,7 @@ def test_dtypes_are_kept_as_drawn(verdicts):
 
 @pytest.mark.parametrize("name", list(BAD))
 def test_bad_problem_is_a_problem_error(verdicts, name):
-    text = verdicts[("bad", name)]
-    assert text is not None, f"{name} was accepted as a problem"
-    assert BAD[name] in text.splitlines()[0], text
+    assert not mismatch(("bad", name), verdicts[("bad", name)])
 
 
 def test_no_child_outlives_the_verifications(verdicts):
