@@ -119,7 +119,8 @@ def main() -> int:
         else:
             row["error"] = result
         rows.append(row)
-        print(f"{'ok ' if not why else 'BAD'} {key[0]}/{key[1]}: {why or row.get('reason') or row.get('error')}")
+        said = why or row.get("reason") or str(row.get("error")).splitlines()[0]
+        print(f"{'ok ' if not why else 'BAD'} {key[0]}/{key[1]}: {said}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     return 0 if all(r["as_expected"] for r in rows) else 1
