@@ -89,7 +89,7 @@ class Runner:
         self.torch, self.cfg, self.problem, self.model, self.chan = torch, cfg, problem, model, chan
         self.digest, self.draw = digest, draw_inputs
         self.device = torch.device(cfg["device"])
-        self.dtype = getattr(torch, cfg["dtype"])
+        self.dtype = getattr(torch, cfg["dtype"]) if cfg["dtype"] else None   # None: as get_inputs draws them
         self.key = tuple(cfg["digest_key"])
         self.method = digest.pick_method(self.device)
         tol = getattr(problem, "TOLERANCE", None)
@@ -106,15 +106,18 @@ class Runner:
         return self.draw(self.problem.get_inputs, self.cfg["size"], self.dtype, seed, dist, self.device)
 
     def flatten(self, out):
-        """(structure, tensors), exact types only: a subclass could compute lazily when read."""
+        """(structure, tensors), exact types only: a subclass could compute lazily when read. A tuple subclass
+        (torch.max's torch.return_types.max, a namedtuple) counts as a tuple: its items are read with tuple's
+        own methods, which no subclass can override, so it is the same as a plain tuple of the same tensors."""
         t = self.torch
         if type(out) is t.Tensor:
             return "tensor", [out.detach()]
         if isinstance(out, t.Tensor):
             raise TypeError(f"returned a tensor subclass ({type(out).__name__}); return a plain torch.Tensor")
-        if type(out) in (tuple, list):
-            parts = [self.flatten(o) for o in out]
-            return [type(out).__name__, [p[0] for p in parts]], [x for p in parts for x in p[1]]
+        if isinstance(out, (tuple, list)):
+            base = tuple if isinstance(out, tuple) else list
+            parts = [self.flatten(base.__getitem__(out, i)) for i in range(base.__len__(out))]
+            return [base.__name__, [p[0] for p in parts]], [x for p in parts for x in p[1]]
         if type(out) is dict:
             keys = sorted(out)
             parts = [self.flatten(out[k]) for k in keys]
@@ -150,7 +153,16 @@ class Runner:
                 return {"quiet": False, "waited_s": time.perf_counter() - started, "probe_s": times[-1],
                         "probe_min_s": self.probe_min}
 
-    def batch(self, calls, probe: bool = False, finite: bool = False, batch_id: int = 0):
+    def differs(self, first, second) -> str:
+        """Why two outputs for the same inputs differ beyond the tolerance ("" when they agree)."""
+        from harness import verify as hv
+        (s1, t1), (s2, t2) = first, second
+        if s1 != s2:
+            return "another structure"
+        cmp = hv.compare(t2, t1, self.problem_tolerance)
+        return "" if cmp.ok else cmp.reason
+
+    def batch(self, calls, probe: bool = False, finite: bool = False, batch_id: int = 0, repeat: bool = False):
         quiet = self.quiet() if probe else {}
         for old in [k for k in self.batches if k < batch_id - 1 or k == batch_id]:
             del self.batches[old]
@@ -158,17 +170,26 @@ class Runner:
         metas = []
         with self.torch.no_grad():
             for i, (seed, dist) in enumerate(calls):
+                stage = "get_inputs"
                 try:
                     xs = self.inputs(seed, dist)
+                    stage = "forward"
                     structure, tensors = self.flatten(self.model(*xs))
                     meta = {"structure": structure, **self.describe(tensors),
                             "in_bytes": sum(x.numel() * x.element_size() for x in xs if isinstance(x, self.torch.Tensor)),
+                            "in_dtypes": [str(x.dtype).replace("torch.", "") for x in xs
+                                          if isinstance(x, self.torch.Tensor) and x.is_floating_point()],
                             "digests": [self.digest.digests(x, self.key, self.method) for x in tensors]}
                     if finite:   # asked only outside timed batches: is the reference finite on this distribution?
                         meta["finite"] = all(bool(self.torch.isfinite(x).all()) for x in tensors if x.is_floating_point())
+                    if repeat:   # untimed: the same inputs again, another global random stream, a later call
+                        again = self.inputs(seed, dist)
+                        self.torch.manual_seed(seed ^ 0x7E57ED)
+                        meta["repeat"] = self.differs((structure, tensors), self.flatten(self.model(*again)))
+                        del again
                 except BaseException as exc:  # noqa: B036 - a candidate's SystemExit is its failure too
                     kind = "compile_error" if _is_compile_error(exc) else "runtime_error"
-                    self.chan.send(kind, stage="run", call=i, error=_tail(traceback.format_exc()), summary=_summary(exc))
+                    self.chan.send(kind, stage=stage, call=i, error=_tail(traceback.format_exc()), summary=_summary(exc))
                     return
                 self.held.append((xs, tensors))
                 metas.append(meta)
@@ -210,7 +231,9 @@ class Runner:
                     xs = self.inputs(item["seed"], item["dist"])
                     drawn = self.input_digests(xs)
                     structure, tensors = self.flatten(self.model(*xs))
-                result, pos = check_exported(self, drawn, structure, tensors, item["committed"], item["chunks"], mm, pos)
+                    after = self.input_digests(xs)   # a reference that modifies its inputs in place (x.relu_())
+                result, pos = check_exported(self, (drawn, after), structure, tensors, item["committed"], item["chunks"],
+                                             mm, pos)
                 results.append(result)
                 del xs, tensors
                 if not result["ok"]:
@@ -232,16 +255,20 @@ def main() -> None:
     from ch20.problem import call_sized
 
     device = torch.device(cfg["device"])
-    problem = load_source(cfg["problem_source"], cfg["problem_file"], "problem_under_test")
-    init_inputs = list(call_sized(problem.get_init_inputs, cfg["size"]))
-    dtype = getattr(torch, cfg["dtype"])
+    dtype = getattr(torch, cfg["dtype"]) if cfg["dtype"] else None
 
     def build(cls):
         torch.manual_seed(cfg["model_seed"])  # the same seed before each: equal parameters in equal order
-        return cls(*init_inputs).to(device=device, dtype=dtype).eval()
+        # As constructed, in training mode, as KernelBench runs it; cast only to a dtype the problem declares
+        model = cls(*init_inputs)
+        return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device=device)
 
-    stage = "import"
+    stage = "the problem's import"
     try:
+        problem = load_source(cfg["problem_source"], cfg["problem_file"], "problem_under_test")
+        stage = "get_init_inputs"
+        init_inputs = list(call_sized(problem.get_init_inputs, cfg["size"]))
+        stage = "import" if cfg["role"] == "candidate" else "construct"
         if cfg["role"] == "candidate":
             module = load_source(cfg["candidate_source"], cfg["candidate_file"], "candidate_under_test")
             stage = "construct"
@@ -255,7 +282,7 @@ def main() -> None:
         os._exit(0)
     runner = Runner(torch, cfg, problem, model, chan)
     facts = {}
-    if cfg["role"] == "reference":
+    if cfg["role"] == "reference" and not cfg.get("checker"):   # the checker's facts would go unread
         from harness.device import device_info, versions
         facts = json.loads(json.dumps({"hardware": device_info(device),
                                        "versions": {**versions(), "cuda": torch.version.cuda}}, default=str))
@@ -266,7 +293,9 @@ def main() -> None:
         cmd, fds = chan.command()
         try:
             if cmd["cmd"] == "batch":
-                runner.batch(cmd["calls"], cmd.get("probe", False), cmd.get("finite", False), cmd.get("id", 0))
+                # repeat is asked of the reference only, by keyword: a candidate's batch is called as it always was
+                runner.batch(cmd["calls"], cmd.get("probe", False), cmd.get("finite", False), cmd.get("id", 0),
+                             **({"repeat": True} if cmd.get("repeat") else {}))
             elif cmd["cmd"] == "quiet":   # untimed, before a timed reference batch on CUDA
                 chan.send("quiet", **runner.quiet())
             elif cmd["cmd"] == "anchor":   # the output's digests under a fixed key: a certificate's anchor

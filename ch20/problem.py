@@ -6,9 +6,17 @@ It may also declare:
 
     FAMILY               which search template fits ("softmax", "matmul", ...); default "generic"
     DTYPES               {"tiny": torch.float32, "full": torch.bfloat16}: the dtype of float inputs and
-                         of the model's parameters at each size; default float32 everywhere
-    INPUT_DISTRIBUTIONS  the distributions its inputs may be drawn from (see DISTRIBUTIONS);
-                         default ("normal", "large")
+                         of the model's parameters at each size; at a size it does not name, inputs keep
+                         the dtype get_inputs gives them (float64, float16, ...) and the model stays as
+                         constructed
+    INPUT_DISTRIBUTIONS  the distributions its inputs may be drawn from (see DISTRIBUTIONS); a declared
+                         one on which the reference is not finite is an error; without the declaration,
+                         ("normal", "large"), and "large" is left out where the reference overflows on it
+                         (an exp, a cumprod: KernelBench's files declare nothing)
+
+The model runs as constructed, in training mode as KernelBench runs it (BatchNorm normalizes by the
+batch's statistics); a reference whose output differs between two calls on the same inputs (dropout in
+training mode, torch.rand in forward, state that changes per call) cannot be verified: ProblemError.
     TOLERANCE            (rtol, atol) instead of the dtype's; the file says why
     flops(inputs), bytes_moved(inputs)   the work one call must do, for the above-peak check
 
@@ -77,7 +85,7 @@ def _pick(n: int, share: float, gen: torch.Generator, device) -> torch.Tensor:
 
 
 def apply_distribution(x: torch.Tensor, name: str, gen: torch.Generator) -> torch.Tensor:
-    """x (float32, on the generator's device) reshaped by a distribution; rows are the last dimension."""
+    """x (float32 or float64, on the generator's device) reshaped by a distribution; rows are the last dimension."""
     dev = x.device
     if name == "normal":
         return x
@@ -125,9 +133,19 @@ class Problem:
     tolerance: tuple[float, float] | None
     title: str
     module: object
+    declares_distributions: bool = True   # False: the defaults, which the reference may narrow (session.py)
 
     def dtype(self, size: str) -> torch.dtype:
         return self.dtypes.get(size, torch.float32)
+
+    def declared_dtype(self, size: str) -> torch.dtype | None:
+        """The dtype DTYPES names for this size; None: inputs as get_inputs draws them, the model as built."""
+        return self.dtypes.get(size)
+
+    def dtype_name(self, size: str) -> str:
+        """"" when the problem names no dtype for this size (what the children are told)."""
+        d = self.declared_dtype(size)
+        return str(d).replace("torch.", "") if d is not None else ""
 
     @property
     def source(self) -> str:
@@ -144,7 +162,7 @@ class Problem:
         """Fresh inputs for one call, drawn on `device`: the problem's draw under `seed` (get_inputs runs
         with `device` as the default, so nothing of that size passes through the host), reshaped by a
         distribution. The same (seed, distribution, device) gives the same inputs in any process."""
-        return draw_inputs(self.module.get_inputs, size, self.dtype(size), seed, distribution, device)
+        return draw_inputs(self.module.get_inputs, size, self.declared_dtype(size), seed, distribution, device)
 
     def work(self, inputs: list) -> tuple[int | None, int | None]:
         """(bytes, flops) one call must move and do, where the problem says."""
@@ -153,7 +171,9 @@ class Problem:
         return (int(nbytes(inputs)) if nbytes else None, int(nflops(inputs)) if nflops else None)
 
 
-def draw_inputs(get_inputs, size: str, dtype: torch.dtype, seed: int, distribution: str, device="cpu") -> list:
+def draw_inputs(get_inputs, size: str, dtype: torch.dtype | None, seed: int, distribution: str, device="cpu") -> list:
+    """dtype None: each float input keeps the dtype get_inputs gave it (float64 stays float64). Integer, bool
+    and non-tensor inputs are passed as drawn: no distribution touches them."""
     dev = torch.device(device)
     with torch.device(dev):
         torch.manual_seed(seed)     # the CPU and every CUDA generator
@@ -164,7 +184,8 @@ def draw_inputs(get_inputs, size: str, dtype: torch.dtype, seed: int, distributi
             x = x.detach().to(dev)
             if x.is_floating_point():
                 gen = torch.Generator(device=dev).manual_seed(seed ^ 0x5EED)   # same rows picked in every input
-                x = apply_distribution(x.float(), distribution, gen).to(dtype)
+                work = torch.float64 if x.dtype == torch.float64 else torch.float32
+                x = apply_distribution(x.to(work), distribution, gen).to(dtype or x.dtype)
             x = x.contiguous()
         out.append(x)
     return out
@@ -185,6 +206,7 @@ def load_problem(path: str | Path) -> Problem:
     missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if not hasattr(module, n)]
     if missing:
         raise ProblemError(f"{path.name} lacks {', '.join(missing)} (KernelBench format)")
+    declared = hasattr(module, "INPUT_DISTRIBUTIONS")
     dists = tuple(getattr(module, "INPUT_DISTRIBUTIONS", DEFAULT_DISTRIBUTIONS))
     unknown = [d for d in dists if d not in DISTRIBUTIONS]
     if unknown or not dists:
@@ -193,7 +215,7 @@ def load_problem(path: str | Path) -> Problem:
     doc = (module.__doc__ or "").strip().splitlines()
     return Problem(path=path, name=path.stem, family=getattr(module, "FAMILY", "generic"), distributions=dists,
                    dtypes=dict(getattr(module, "DTYPES", {})), tolerance=tuple(tol) if tol else None,
-                   title=doc[0] if doc else path.stem, module=module)
+                   title=doc[0] if doc else path.stem, module=module, declares_distributions=declared)
 
 
 def tensor_sha256(t) -> str:

@@ -51,10 +51,17 @@ class Reference:
     anchor: dict = field(default_factory=dict)
     calibration: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    used_distributions: tuple[str, ...] = ()   # the problem's, less defaults the reference is not finite on
+    left_out: dict = field(default_factory=dict)   # distribution -> why it was left out
+    input_dtype: str = ""                          # the first float input's dtype as drawn (what "dtype" reports)
 
     @property
     def distributions(self) -> tuple[str, ...]:
-        return self.problem.distributions
+        return self.used_distributions or self.problem.distributions
+
+    @property
+    def dtype_label(self) -> str:
+        return self.dtype or self.input_dtype or "float32"
 
     def tolerance(self) -> dict:
         import torch
@@ -113,26 +120,41 @@ def run_reference(problem: Problem, *, device: str, size: str, trials: int = 5, 
     if threads < 1:
         raise UsageError("--threads must be at least 1")
     deadline = time.monotonic() + timeout
-    dtype = str(problem.dtype(size)).replace("torch.", "")
+    dtype = problem.dtype_name(size)   # "": inputs as get_inputs draws them, the model as constructed
     model_seed, key = secrets_ or new_secrets()
     cfg = child_config("reference", problem, device, size, dtype, model_seed, key, threads)
     child = Child(cfg, sandboxed=False, deadline=deadline, threads=threads)
     # The checks run in a second reference process: the timed one then does exactly what the candidate
     # does between batches (nothing), so extra work cannot cost it scheduler share on a contended machine.
-    checker = Child(cfg, sandboxed=False, deadline=deadline, threads=threads)
+    checker = Child({**cfg, "checker": True}, sandboxed=False, deadline=deadline, threads=threads)
     try:
         ready = expect(child.recv(), "ready", child, "reference")
         expect(checker.recv(), "ready", checker, "reference checker")
         ref = Reference(problem=problem, device=device, size=size, dtype=dtype, model_seed=model_seed, digest_key=key,
                         threads=threads, trials=trials, child=child, checker=checker, hardware=ready.get("hardware", {}),
                         versions=ready.get("versions", {}), digest_method=ready["digest"])
-        # Every declared distribution once, untimed: the reference must stay finite on each.
+        # Every distribution once, untimed: the reference must stay finite on each, and give the same output
+        # again for the same inputs (another global random stream, a later call), or no candidate can match it.
         calls = [[secrets.randbits(31), d] for d in problem.distributions]
-        got = expect(child.request({"cmd": "batch", "calls": calls, "finite": True}), "batch", child, "reference")
+        got = expect(child.request({"cmd": "batch", "calls": calls, "finite": True, "repeat": True}), "batch", child,
+                     "reference")
+        used = []
         for meta, (_, dist) in zip(got["calls"], calls, strict=True):
             if not meta["finite"]:
-                raise ProblemError(f"{problem.name}: the reference gives NaN/Inf on {dist!r} inputs; "
-                                   "leave that distribution out of INPUT_DISTRIBUTIONS")
+                if problem.declares_distributions or dist == problem.distributions[0]:
+                    raise ProblemError(f"{problem.name}: the reference gives NaN/Inf on {dist!r} inputs; "
+                                       "leave that distribution out of INPUT_DISTRIBUTIONS")
+                # a default the problem never asked for (KernelBench files declare none): x * 100 overflows an exp
+                ref.left_out[dist] = "the reference gives NaN/Inf on these inputs"
+                continue
+            if meta.get("repeat"):
+                raise ProblemError(f"{problem.name}: the reference gives another output for the same {dist!r} inputs "
+                                   f"({meta['repeat']}): random numbers in forward (dropout in training mode, "
+                                   "torch.rand) or state that changes between calls; no candidate can be checked "
+                                   "against it")
+            used.append(dist)
+        ref.used_distributions = tuple(used)
+        ref.input_dtype = next(iter(got["calls"][0].get("in_dtypes", [])), "")
         first = got["calls"][0]
         ref.in_bytes, ref.out_bytes = first["in_bytes"], nbytes(first["shapes"], first["dtypes"])
         per_call = max(1, ref.in_bytes + ref.out_bytes)

@@ -37,7 +37,7 @@ __all__ = ["Reference", "UsageError", "run_reference", "verify", "main"]
 def _new_verdict(problem: Problem, candidate: Path, device: str, size: str, min_speedup: float) -> dict:
     return {"problem": str(problem.path), "candidate": str(candidate), "problem_sha256": problem.sha256,
             "candidate_sha256": sha256_file(candidate), "device": device, "size": size,
-            "dtype": str(problem.dtype(size)).replace("torch.", ""),
+            "dtype": problem.dtype_name(size) or "as drawn",   # the drawn inputs' dtype once the reference runs
             "compiled": False, "correct": False, "accepted": False, "reason": "", "stage": "static",
             "max_abs_err": None, "rel_l2_err": None, "tolerance": None, "trials": [], "baseline_ms": None,
             "candidate_ms": None, "speedup": None, "speedup_ci": None, "min_speedup": min_speedup, "suspect": [],
@@ -221,7 +221,7 @@ def verify(problem: str | Path | Problem | None, candidate: str | Path, *, devic
         child = None
         if own_reference:   # the candidate child starts (imports torch, builds its model) while the reference calibrates
             secrets_ = new_secrets()
-            dtype = str(problem.dtype(size)).replace("torch.", "")
+            dtype = problem.dtype_name(size)
             child = start_candidate(problem, dev, size, dtype, secrets_[0], secrets_[1], threads,
                                     candidate.read_text(errors="replace"), candidate.name, deadline)
             try:
@@ -233,9 +233,11 @@ def verify(problem: str | Path | Problem | None, candidate: str | Path, *, devic
             verdict["phases"] = {"reference_ready_s": round(time.monotonic() - started, 4)}
         try:
             verdict.update(tolerance=reference.tolerance(), hardware=reference.hardware, versions=reference.versions,
-                           anchor=reference.anchor)
+                           anchor=reference.anchor, dtype=reference.dtype_label)
             verdict["provenance"].update(threads=reference.threads, digest=reference.digest_method,
-                                         calls_per_batch=reference.calls_per_batch, loadavg_start=list(load_start))
+                                         calls_per_batch=reference.calls_per_batch, loadavg_start=list(load_start),
+                                         distributions=list(reference.distributions),
+                                         distributions_left_out=dict(reference.left_out))
             judge_candidate(reference, candidate, verdict, deadline, rounds, child)
         finally:
             if own_reference:
@@ -260,6 +262,9 @@ def summary(verdict: dict) -> str:
     if verdict["speedup"] is not None:
         lines.append(f"  reference {verdict['baseline_ms']:.4g} ms, candidate {verdict['candidate_ms']:.4g} ms per call: "
                      f"{verdict['speedup']:.3g}x (95% {verdict['speedup_ci'][0]:.3g}-{verdict['speedup_ci'][1]:.3g}x)")
+    left_out = verdict["provenance"].get("distributions_left_out")
+    if left_out:
+        lines.append("  input distributions left out: " + "; ".join(f"{d} ({why})" for d, why in left_out.items()))
     missing = [k for k, v in verdict.get("sandbox", {}).items() if not v.startswith("applied")]
     if missing:
         lines.append(f"  sandbox layers unavailable: {', '.join(missing)}")
