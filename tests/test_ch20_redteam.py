@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from ch20_helpers import verdicts_for
 
 from ch20 import sandbox

@@ -6,10 +6,9 @@ in its own sandboxed child, interleaved round by round with its reference.
 from pathlib import Path
 
 import pytest
-
-from ch20.problem import load_problem
 from ch20_helpers import HANG_TIMEOUT, verdicts_for
 
+from ch20.problem import load_problem
 from ch20.verify import main, verify
 
 REPO = Path(__file__).resolve().parent.parent

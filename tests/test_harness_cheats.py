@@ -49,12 +49,14 @@ CHEATS = {
                           "    return out", "thread"),
     # one worker thread, started by the first call (as a compiler's pool is), finishes every later call's work
     # after it returned
+    # late writes: wrong values, or the poisoned NaN not yet overwritten
     "persistent_worker": ("import queue\n_q = queue.Queue()\n"
                           "def _work():\n    while True:\n        t, out = _q.get()\n"
                           "        time.sleep(0.005)\n        out.copy_(torch.sigmoid(t) * 2)\n"
                           "def fast(x):\n    if not any(t.name == 'w' for t in threading.enumerate()):\n"
                           "        threading.Thread(target=_work, name='w', daemon=True).start()\n"
-                          "    out = torch.empty_like(x['x'])\n    _q.put((x['x'], out))\n    return out", "differ|never written"),   # late writes: wrong values, or the poisoned NaN not yet overwritten
+                          "    out = torch.empty_like(x['x'])\n    _q.put((x['x'], out))\n    return out",
+                          "differ|never written"),
     # patches what the baseline calls, so the baseline agrees with it
     "patches_baseline": ("_real = torch.sigmoid\ndef fast(x):\n    torch.sigmoid = lambda t: torch.zeros_like(t)\n"
                          "    return torch.zeros_like(x['x'])", "global state"),
