@@ -37,8 +37,8 @@ def test_verdict(verdicts, case):
     v = verdicts[case]
     assert not mismatch(case, v), mismatch(case, v)
     assert not v["tampered"], v["reason"]
-    if case[1] == "reference":   # the same code on both sides: no speedup either way (loose: a loaded machine)
-        assert 0.5 < v["speedup"] < 2.0, v["speedup"]
+    if case[1] == "reference":   # the same code on both sides: no gain (how slow it reads depends on the load)
+        assert v["speedup_ci"][0] < 1.25, v["speedup_ci"]
         assert v["provenance"]["distributions_left_out"].keys() == set(LEFT_OUT.get(case[0], []))
 
 
