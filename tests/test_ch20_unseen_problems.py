@@ -56,34 +56,35 @@ def test_no_child_outlives_the_verifications(verdicts):
     assert not owned_pids()
 
 
-def _children_of_this_repo() -> set[int]:
-    """Verifier children started from this checkout (their command line names the repository)."""
-    found = set()
+def _processes_tagged(tag: str) -> set[int]:
+    """Processes whose environment carries `tag` (the verifier's children inherit it): only this test's, even
+    while other tests start verifiers of their own (pytest -n)."""
+    found, needle = set(), f"CH20_TEST_TAG={tag}".encode()
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+                if needle in Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0"):
+                    found.add(int(entry.name))
             except OSError:
                 continue
-            if str(REPO).encode() in cmd and b"-I" in cmd:
-                found.add(int(entry.name))
     return found
 
 
 def test_cli_nondeterministic_reference_exits_2_with_one_line(tmp_path):
-    before = _children_of_this_repo()
+    tag = tmp_path.name
     problem = UNSEEN / "bad/dropout_train.py"
     candidate = tmp_path / "dropout_copy.py"
     candidate.write_text(problem.read_text() + "\n\nModelNew = Model\n")
     done = subprocess.run([sys.executable, "-m", "ch20.verify", "--device", "cpu", "--size", "tiny", "--problem",
                            str(problem), "--candidate", str(candidate), "--min-speedup", "0",
                            "--trials", "1", "--rounds", "2", "--json", str(tmp_path / "v.json")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CH20_TEST_TAG": tag})
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "another output for the same" in done.stderr
     for _ in range(20):   # children are killed as the verifier exits; give the kernel a moment to reap them
-        if not _children_of_this_repo() - before:
+        if not _processes_tagged(tag):
             break
         time.sleep(0.1)
-    assert not _children_of_this_repo() - before
+    assert not _processes_tagged(tag)
