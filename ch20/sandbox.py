@@ -238,8 +238,28 @@ def freeze(pid: int, settle_s: float = 0.05) -> bool:
         time.sleep(0.0005)
 
 
-def thaw(pid: int) -> None:
+def thaw(pid: int, settle_s: float = 0.02) -> None:
+    """SIGCONT pid and all it started, and wait (at most settle_s) until /proc shows none of them stopped: the
+    candidate's timer starts after it is awake again, as the reference's (never frozen) does."""
     signal_all(pid, signal.SIGCONT)
+    end = time.monotonic() + settle_s
+    while time.monotonic() < end:
+        pids = descendants(pid)
+        if len(_running(pids)) == len(_alive(pids)):
+            return
+        time.sleep(0.0002)
+
+
+def _alive(pids: list[int]) -> list[int]:
+    out = []
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X"):
+                    out.append(p)
+        except (OSError, IndexError):
+            continue
+    return out
 
 
 def kill_tree(pid: int) -> None:
