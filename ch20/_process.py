@@ -21,6 +21,7 @@ import threading
 import time
 
 from ch20 import sandbox
+from ch20.screen import AST_LOCK
 
 MAX_LINE = 16 << 20    # bytes of one reply: a batch of KernelBench-sized outputs needs a few hundred KiB
 MAX_ITEMS = 250_000    # its elements, counted before parsing: literal_eval of a 16 MiB list of zeros takes
@@ -178,7 +179,8 @@ class Child:
         if line.count(b",") + line.count(b"[") + line.count(b"(") + line.count(b"{") > MAX_ITEMS:
             raise ForgedMessage(f"a reply of more than {MAX_ITEMS} elements on the result channel")
         try:
-            msg = ast.literal_eval(line.decode())   # the child writes repr(), never pickle
+            with AST_LOCK:   # see AST_LOCK
+                msg = ast.literal_eval(line.decode())   # the child writes repr(), never pickle
         except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError, TypeError) as exc:
             raise ForgedMessage("an unreadable reply on the result channel") from exc
         if not isinstance(msg, dict) or msg.get("nonce") != self.nonce or not isinstance(msg.get("event"), str):

@@ -8,6 +8,12 @@ verdict itself rests on the child-process checks, never on this screen.
 from __future__ import annotations
 
 import ast
+import threading
+
+# One parse at a time in this process: CPython 3.11/3.12's AST constructor keeps a recursion count that threads
+# parsing at once corrupt ("SystemError: AST constructor recursion depth mismatch"), and verifications run in
+# threads (a search loop, the tests). Replies (ch20._process) and the screen both parse.
+AST_LOCK = threading.Lock()
 
 TIMING_NAMES = {"perf_counter", "perf_counter_ns", "time", "time_ns", "monotonic", "monotonic_ns",
                 "process_time", "elapsed_time", "synchronize", "record", "Event", "sleep"}
@@ -30,7 +36,8 @@ def _dotted(node: ast.AST) -> str:
 def screen(source: str) -> tuple[str | None, list[dict]]:
     """(syntax error or None, warnings). A syntax error means the candidate cannot compile at all."""
     try:
-        tree = ast.parse(source)
+        with AST_LOCK:
+            tree = ast.parse(source)
     except SyntaxError as exc:
         return f"SyntaxError at line {exc.lineno}: {exc.msg}", []
     warnings: list[dict] = []
