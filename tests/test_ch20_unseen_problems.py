@@ -37,8 +37,7 @@ def test_verdict(verdicts, case):
     v = verdicts[case]
     assert not mismatch(case, v), mismatch(case, v)
     assert not v["tampered"], v["reason"]
-    if case[1] == "reference":   # the same code on both sides: no gain (how slow it reads depends on the load)
-        assert v["speedup_ci"][0] < 1.25, v["speedup_ci"]
+    if case[1] == "reference":   # (timing honesty is tests/test_ch20_timing.py's, at 16 rounds; these run 3)
         assert v["provenance"]["distributions_left_out"].keys() == set(LEFT_OUT.get(case[0], []))
 
 
