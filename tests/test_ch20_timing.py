@@ -4,7 +4,8 @@ Ten runs of the reference given as the candidate against one live reference, on 
 machine has. Each run's speedup must lie in 0.8-1.25x, or its own 95% interval must contain 1x (a run that
 says it could not tell), and at least eight of ten must lie in 0.8-1.25x: every ratio is a paired ABBA round
 (both sides timed back to back by this process's clock) and the speedup is the median of 16 of them. In CI
-another test worker runs beside it; one run of ten there read 1.27x (interval 0.76-1.64x). The pairing functions are checked on fixed numbers.
+another test worker runs beside it; one run of ten there read 1.27x (interval 0.76-1.64x). The pairing
+functions are checked on fixed numbers.
 """
 import math
 from pathlib import Path
