@@ -210,14 +210,16 @@ def test_fp8_activations_cast_without_a_scale_fail_off_unit_scale(edge):
         return torch._scaled_mm(x8, inp["w8_rows"].t(), scale_a=one, scale_b=inp["scale_rows"], out_dtype=inp["x"].dtype)
 
     if not _scaled_mm_runs():
-        pytest.skip("torch._scaled_mm with e4m3 does not run on this CPU build")
+        pytest.skip("torch._scaled_mm with e4m3, tensorwise and rowwise, does not run on this CPU build")
     assert_caught_only_by(fp8_linear.EXAMPLE, edge, unscaled)
 
 
 def _scaled_mm_runs() -> bool:
+    # Both scalings the example uses: torch 2.11's CPU build has tensorwise only (rowwise is an internal assert).
     try:
         a = torch.ones(16, 16).to(torch.float8_e4m3fn)
         torch._scaled_mm(a, a.t(), scale_a=torch.ones(()), scale_b=torch.ones(()), out_dtype=torch.bfloat16)
+        torch._scaled_mm(a, a.t(), scale_a=torch.ones(16, 1), scale_b=torch.ones(1, 16), out_dtype=torch.bfloat16)
         return True
     except (RuntimeError, NotImplementedError):
         return False
@@ -226,7 +228,7 @@ def _scaled_mm_runs() -> bool:
 def test_fp8_linear_scaled_variants_pass_every_distribution():
     from ch16 import fp8_linear
     if not _scaled_mm_runs():
-        pytest.skip("torch._scaled_mm with e4m3 does not run on this CPU build")
+        pytest.skip("torch._scaled_mm with e4m3, tensorwise and rowwise, does not run on this CPU build")
     assert_honest_everywhere(fp8_linear.EXAMPLE, **{n: v for n, v in fp8_linear.EXAMPLE.optimized.items()})
 
 
