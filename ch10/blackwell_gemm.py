@@ -35,7 +35,7 @@ class Sm100a(Requires):
 
     def unmet(self, device):
         why = super().unmet(device)
-        return f"{REASON} ({why})" if why else None
+        return f"{REASON}; {why}" if why else None
 
 
 BLACKWELL = Sm100a(min_capability=(10, 0), max_capability=(10, 0))
