@@ -311,6 +311,7 @@ __global__ void __launch_bounds__(THREADS, 1)
   tcgen05_fence_before();
   __syncthreads();
   if (warp == 1) {
+    __syncwarp();  // tcgen05.dealloc is .sync.aligned: the whole warp, converged
     tcgen05_fence_after();
     tmem_dealloc(tmem_base, TMEM_COLUMNS);
   }
