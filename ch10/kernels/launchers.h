@@ -29,3 +29,15 @@ cudaError_t launch_smooth_per_step(const float* x, float* out, float* scratch, i
 cudaError_t launch_smooth_grid_sync(const float* x, float* out, float* scratch, int64_t n, int steps,
                                     cudaStream_t stream);
 }
+
+// ---- blackwell_gemm.cu (sm_100a; compiled, never run): the same C = A @ B^T with tcgen05 and TMEM ----
+// Same arguments and rules as the Hopper launchers; on any GPU but compute capability 10.0 they return
+// cudaErrorInvalidDeviceFunction without launching.
+extern "C" {
+cudaError_t launch_gemm_tcgen05_1stage(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k,
+                                       cudaStream_t stream);
+cudaError_t launch_gemm_tcgen05_pipelined(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k,
+                                          cudaStream_t stream);
+cudaError_t launch_gemm_tcgen05_persistent(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k,
+                                           cudaStream_t stream);
+}
