@@ -24,10 +24,11 @@ The inputs: e4m3 values of N(0, 1) draws; scale_a * scale_b = 1/sqrt(K) split un
 kernel that drops one scale is off by a factor of 0.5-2), so entries of C are ~N(0, 1) at every K.
 
 Bound: 2*8192^3 = 1.1 TFLOP at full size: 0.83 ms at the H200's measured FP8 dense peak of 1332 TFLOP/s
-(torch._scaled_mm with fast accumulation, peaks/h200.json; datasheet 1979); bytes, 128 + 128 + 128 MiB once
-each, 0.08 ms at 4.8 TB/s: compute-bound by 10x. From L2 the tile is the limit: a 128 x 256 tile loads
-384 bytes per K step for 65536 FLOPs (170 FLOP/byte), so 1332 TFLOP/s needs ~7.8 TB/s of L2-to-SM traffic,
-about the L2's measured copy rate (peaks/h200.json): what cuBLAS's clusters with TMA multicast halve, and ours lack.
+(torch._scaled_mm with fast accumulation, peaks/h200.json; datasheet 1979); bytes, A and B 64 MiB each and
+C 128 MiB, once each, 0.06 ms at 4.8 TB/s: compute-bound by ~15x. From L2, a 128 x 256 tile loads 384 bytes
+per K step for 65536 FLOPs (170 FLOP/byte, twice bf16's 85), so 1332 TFLOP/s draws ~7.8 TB/s from L2: less
+than the ~8.7 TB/s the bf16 kernel of hopper_gemm.py already draws at 745 TFLOP/s, so the same tile, without
+clusters and TMA multicast, should not be L2-bound.
 """
 import torch
 
