@@ -30,7 +30,7 @@ SIZES = {"tiny": [256], "small": [1024, 2048], "full": [4096, 8192]}
 # accumulation error grows with it)
 CHECK_SHAPES = [(128, 256, 128), (64, 100, 16), (200, 300, 144), (1000, 777, 528), (333, 784, 400),
                 (2048, 2304, 1024), (256, 512, 8192)]
-RTOL, ATOL = 1.6e-2, 1e-2  # the example's tolerance (its docstring says why); C ~ N(0, 1) by the scales
+RTOL, ATOL = 1.6e-2, 4e-2  # the example's tolerance (its docstring says why); C ~ N(0, 1) by the scales
 CHILD_DEADLINE_S = 90
 
 

@@ -14,12 +14,16 @@ References: `torch._scaled_mm` (cuBLASLt) as the issue names it (default: partia
 every few k-blocks), and with `use_fast_accum=True`, which accumulates in the tensor cores' own accumulator
 as ours does: the goal (targets.toml) is a ratio to the faster of the two.
 
-Tolerance (rtol 1.6e-2, atol 1e-2, the harness's bf16 one): the operands are exact e4m3 values and each
-product of two e4m3 values (4 significant bits each) is exact in fp32, so implementations differ only by
-(1) the rounding of C to bf16: one bf16 ulp, 2^-7 relative at most, well inside rtol, and (2) accumulation
-order and precision: Hopper's FP8 tensor cores add into an accumulator with fewer bits than fp32 (the reason
-cuBLASLt's default promotes partial sums), an absolute error that the inputs' scaling keeps small against C's
-unit spread (atol is 1% of it). Our kernels run the same wgmmas in the same order, so they agree bitwise.
+Tolerance (rtol 1.6e-2, atol 4e-2): the operands are exact e4m3 values and each product of two e4m3 values
+(4 significant bits each) is exact in fp32, so implementations differ only by (1) the rounding of C to bf16:
+one bf16 ulp, 2^-7 relative at most, inside rtol, and (2) accumulation order and precision. The second is
+not fp32's: Hopper's FP8 tensor cores add each wgmma's products into the accumulator keeping ~14 bits
+(DeepSeek-V3 report, sec. 3.3.2), which is why cuBLASLt's default mode promotes partial sums to fp32 every few
+k-blocks and the fast mode (and ours) do not. Emulated on the CPU (tests/test_ch10_fp8.py), 14-bit truncation
+after every k32 step at K = 8192 leaves errors of sigma ~0.003 in C's unit spread (13 bits: ~0.006), so the
+largest of 67M entries is ~0.02-0.04 from the exact value: atol 4e-2. Our kernels run the same wgmmas in the
+same order, so they agree with each other bitwise; gemm_sweep_fp8.py records every result's distance from the
+exact one, torch's included.
 The inputs: e4m3 values of N(0, 1) draws; scale_a * scale_b = 1/sqrt(K) split unevenly between the two (a
 kernel that drops one scale is off by a factor of 0.5-2), so entries of C are ~N(0, 1) at every K.
 
@@ -91,7 +95,7 @@ EXAMPLE = Example(
         "fp8_ws_persistent_mma_overlap": Variant(kernel("gemm_fp8_ws_persistent_mma_overlap"), requires=HOPPER,
                                                  note="the same, one wgmma group in flight across k-blocks"),
     },
-    tolerance=(1.6e-2, 1e-2),
+    tolerance=(1.6e-2, 4e-2),
     references={
         "torch_scaled_mm": Variant(scaled_mm(False), note="cuBLASLt FP8, partial sums promoted to fp32"),
         "torch_scaled_mm_fast_accum": Variant(scaled_mm(True), note="cuBLASLt FP8, tensor-core accumulation as ours"),

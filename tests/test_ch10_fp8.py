@@ -63,6 +63,22 @@ def test_products_of_e4m3_values_are_exact_in_fp32():
     assert torch.equal(products32.double(), values.double()[:, None] * values.double()[None, :])
 
 
+def test_tolerance_admits_a_14_bit_fp8_accumulator_at_k8192():
+    """The atol's premise: an accumulator truncated to 14 bits after every k32 wgmma (Hopper's FP8 tensor cores)
+    leaves errors whose largest over the 8192^2 entries of the full-size C (~6 sigma) stays inside atol."""
+    m, n, k = 32, 32, 8192
+    g = torch.Generator().manual_seed(7)
+    a = torch.randn(m, k, generator=g).to(torch.float8_e4m3fn).double()
+    b = torch.randn(n, k, generator=g).to(torch.float8_e4m3fn).double()
+    acc = torch.zeros(m, n, dtype=torch.float64)
+    for k0 in range(0, k, 32):
+        mant, exp = torch.frexp(acc + a[:, k0:k0 + 32] @ b[:, k0:k0 + 32].T)
+        acc = torch.ldexp(torch.trunc(mant * 2.0**15) / 2.0**15, exp)  # 15 fraction bits of [0.5, 1): 14 kept
+    err = (acc - a @ b.T) / k**0.5  # in C's unit spread
+    atol = _example().tolerance[1]
+    assert 6 * float(err.std()) < atol and float(err.abs().max()) < atol
+
+
 def test_scale_math_emulated_matches_scaled_mm_and_catches_a_dropped_scale():
     ex = _example()
     rtol, atol = ex.tolerance
@@ -70,7 +86,7 @@ def test_scale_math_emulated_matches_scaled_mm_and_catches_a_dropped_scale():
 
     x = fp8_inputs(67, 96, 208, "cpu", torch.Generator().manual_seed(5))  # small: CPU _scaled_mm is slow
     want = _emulated_kernel(x).float()
-    assert 0.5 < float(want.std()) < 2  # C ~ N(0, 1): the atol means 1% of its spread
+    assert 0.5 < float(want.std()) < 2  # C ~ N(0, 1): the atol means 4% of its spread
     torch.testing.assert_close(_scaled_mm_cpu(x).float(), want, rtol=rtol, atol=atol)
     dropped = ((x["a"].float() @ x["b"].float().T) * x["scale_a"] * x["a"].shape[1] ** -0.25).to(torch.bfloat16)
     split = float(x["scale_a"]) * x["a"].shape[1] ** 0.25
@@ -147,4 +163,4 @@ def test_fp8_gemm_matches_exact(kernel, mnk):
     got = getattr(ext(), kernel)(x["a"], x["b"], x["scale_a"], x["scale_b"])
     assert got.dtype == torch.bfloat16 and got.shape == (mnk[0], mnk[1])
     want = (x["a"].float() @ x["b"].float().T) * (x["scale_a"] * x["scale_b"])
-    torch.testing.assert_close(got.float(), want, rtol=1.6e-2, atol=1e-2)
+    torch.testing.assert_close(got.float(), want, rtol=1.6e-2, atol=4e-2)
