@@ -95,7 +95,7 @@ def check_and_time(name: str, sizes: list[int]) -> dict:
         ms = time_ms(lambda x=x: call(x))
         ref_ms = time_ms(lambda x=x: scaled_mm(x, False))
         fast_ms = time_ms(lambda x=x: scaled_mm(x, True))
-        tf = lambda t: 2 * n**3 / t / 1e9  # noqa: E731
+        tf = lambda t, n=n: 2 * n**3 / t / 1e9  # noqa: E731
         result["rows"].append({"n": n, "ok": ok, "ms": ms, "tflops": tf(ms), "scaled_mm_ms": ref_ms,
                                "scaled_mm_tflops": tf(ref_ms), "fast_accum_ms": fast_ms,
                                "fast_accum_tflops": tf(fast_ms),
