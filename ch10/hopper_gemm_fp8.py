@@ -44,6 +44,7 @@ SHAPES = {"tiny": (256, 512, 256), "small": (2048, 2048, 2048), "full": (8192, 8
 # so does N (torch._scaled_mm requires it; odd N is checked against the exact result in gemm_sweep_fp8.py)
 RAGGED = (37, 80, 48)
 HOPPER = Requires(min_capability=(9, 0), max_capability=(9, 0))  # sm_90a code: wgmma does not run on sm_100
+FP8_TENSOR_CORES = Requires(min_capability=(8, 9))  # torch._scaled_mm on CUDA: Ada, Hopper and later
 
 
 def shape(size: str, dist: str = "aligned") -> tuple[int, int, int]:
@@ -97,8 +98,10 @@ EXAMPLE = Example(
     },
     tolerance=(1.6e-2, 4e-2),
     references={
-        "torch_scaled_mm": Variant(scaled_mm(False), note="cuBLASLt FP8, partial sums promoted to fp32"),
-        "torch_scaled_mm_fast_accum": Variant(scaled_mm(True), note="cuBLASLt FP8, tensor-core accumulation as ours"),
+        "torch_scaled_mm": Variant(scaled_mm(False), requires=FP8_TENSOR_CORES,
+                                   note="cuBLASLt FP8, partial sums promoted to fp32"),
+        "torch_scaled_mm_fast_accum": Variant(scaled_mm(True), requires=FP8_TENSOR_CORES,
+                                              note="cuBLASLt FP8, tensor-core accumulation as ours"),
     },
     bytes_moved=lambda x: x["a"].numel() + x["b"].numel() + 2 * x["a"].shape[0] * x["b"].shape[0],
     flops=flops,
