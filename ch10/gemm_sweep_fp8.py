@@ -180,9 +180,17 @@ def main(argv=None) -> int:
     from harness.device import provenance
 
     results = []
+
+    def save():  # after every kernel: a run cut short still leaves what it found
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"provenance": provenance(torch.device("cuda")), "sizes": sizes, "rtol": RTOL, "atol": ATOL,
+                           "results": results}, f, indent=1)
+
     for name in args.kernels:
         r = run_child(name, sizes)
         results.append(r)
+        save()
         status = "correct" if r.get("correct") else r.get("error", "WRONG: " + json.dumps(r.get("checks")))
         print(f"{name:36s} {status}")
         for c in r.get("checks", []):
@@ -195,10 +203,6 @@ def main(argv=None) -> int:
                   f"{row['scaled_mm_tflops']:7.1f} (fast accum {row['fast_accum_tflops']:7.1f})  ratio "
                   f"{row['vs_scaled_mm']:.2f} ({row['vs_fastest_reference']:.2f} vs the faster)"
                   f"{'' if row['ok'] else '  MISMATCH'}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"provenance": provenance(torch.device("cuda")), "sizes": sizes, "rtol": RTOL, "atol": ATOL,
-                       "results": results}, f, indent=1)
     if args.png:
         plot(results, args.png)
     return 0 if all(r.get("correct") for r in results) else 1
