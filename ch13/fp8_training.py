@@ -43,9 +43,11 @@ import torch
 
 from ch13.fp8_linear import convert_to_float8, has_fp8_mm
 from ch13.train_common import BATCH, CONFIGS, loss_fn, make_model, make_optimizer
+from harness.device import provenance
 
-RUNS = {"bf16": "baseline", "fp8_tensorwise": "optimized", "fp8_rowwise": "optimized",  # run: role
-        "torchao_tensorwise": "reference", "torchao_rowwise": "reference"}
+# run: role; ours and torchao's side by side, so a run cut short by its deadline still leaves a pair
+RUNS = {"bf16": "baseline", "fp8_tensorwise": "optimized", "torchao_tensorwise": "reference",
+        "fp8_rowwise": "optimized", "torchao_rowwise": "reference"}
 
 
 def torchao_missing() -> str | None:
@@ -152,6 +154,15 @@ def draw(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def write(out: Path, rows: list[dict], prov: dict, device: torch.device, args) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    n = CONFIGS[args.size].n_params()
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    draw(rows, out / "loss_curves.png", f"decoder {n / 1e6:.0f} M, {args.steps} steps, {name}"
+         + (", compiled (each block)" if args.compile else ", eager"))
+    (out / "fp8_training.json").write_text(json.dumps({"provenance": prov, "rows": rows}, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=tuple(CONFIGS), default="full")
@@ -170,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu":
         torch.set_num_threads(2)
     base = make_model(args.size, device, seed=0)
+    prov = provenance(device, size=args.size, steps=args.steps, compiled=args.compile,
+                      compile_scope="each block" if args.compile else None, torchao=_torchao_version())
     rows = []
     for run in runs:
         reason = skip_reason(run, device)
@@ -179,28 +192,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         r = train(run, base, args.size, args.steps, device, args.compile)
         rows.append(r)
-    bf16 = rows[0]
-    for r in rows:
-        if "losses" not in r:
-            continue
+        bf16 = rows[0]
         r["speedup_vs_bf16"] = bf16["median_step_ms"] / r["median_step_ms"]
         r["final_loss_rel_diff_vs_bf16"] = (r["final_loss"] - bf16["final_loss"]) / bf16["final_loss"]
         r["tracks_bf16"] = abs(r["final_loss_rel_diff_vs_bf16"]) <= 0.05
-        print(f"{r['run']:>18} ({r['role']}): {r['median_step_ms']:.1f} ms/step ({r['speedup_vs_bf16']:.2f}x bf16), loss "
-              f"{r['losses'][0]:.3f} -> {r['final_loss']:.3f} ({100 * r['final_loss_rel_diff_vs_bf16']:+.1f}% vs bf16)")
+        print(f"{r['run']:>18} ({r['role']}): {r['median_step_ms']:.1f} ms/step ({r['speedup_vs_bf16']:.2f}x bf16), "
+              f"first step {r['first_step_ms'] / 1e3:.1f} s, loss {r['losses'][0]:.3f} -> {r['final_loss']:.3f} "
+              f"({100 * r['final_loss_rel_diff_vs_bf16']:+.1f}% vs bf16)", flush=True)
+        if args.out:  # after every run: a run cut short by a deadline keeps the ones before it
+            write(args.out, rows, prov, device, args)
     if args.out:
-        from harness.device import provenance
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        n = CONFIGS[args.size].n_params()
-        name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-        draw(rows, args.out / "loss_curves.png", f"decoder {n / 1e6:.0f} M, {args.steps} steps, {name}"
-             + (", compiled" if args.compile else ", eager"))
-        (args.out / "fp8_training.json").write_text(json.dumps(
-            {"provenance": provenance(device, size=args.size, steps=args.steps, compiled=args.compile,
-                                      compile_scope="each block" if args.compile else None,
-                                      torchao=_torchao_version()),
-             "rows": rows}, indent=1))
+        write(args.out, rows, prov, device, args)
     return 0 if all(r.get("tracks_bf16", True) for r in rows) else 1
 
 
