@@ -190,7 +190,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"run": run, "role": RUNS[run], "skipped": reason})
             print(f"{run:>18}: skipped: {reason}")
             continue
-        r = train(run, base, args.size, args.steps, device, args.compile)
+        try:
+            r = train(run, base, args.size, args.steps, device, args.compile)
+        except Exception as exc:  # a failed FP8 run is recorded as failed; the runs after it still run
+            if run == "bf16":
+                raise
+            r = {"run": run, "role": RUNS[run], "failed": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+            rows.append(r)
+            print(f"{run:>18}: FAILED: {r['failed']}", flush=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
         rows.append(r)
         bf16 = rows[0]
         r["speedup_vs_bf16"] = bf16["median_step_ms"] / r["median_step_ms"]
@@ -203,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             write(args.out, rows, prov, device, args)
     if args.out:
         write(args.out, rows, prov, device, args)
-    return 0 if all(r.get("tracks_bf16", True) for r in rows) else 1
+    return 0 if all(r.get("tracks_bf16", True) and "failed" not in r for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -203,6 +203,24 @@ def test_fp8_training_runs_roles_and_skips_on_cpu(monkeypatch):
     assert exc.value.code == 2
 
 
+def test_fp8_training_records_a_failed_run_and_goes_on(tmp_path, monkeypatch):
+    import json
+
+    from ch13 import fp8_training as ft
+
+    def convert(model, run):
+        if run != "bf16":
+            raise RuntimeError("no FP8 kernel for this shape")
+        return 0
+
+    monkeypatch.setattr(ft, "skip_reason", lambda run, device: None)
+    monkeypatch.setattr(ft, "convert", convert)
+    assert ft.main(["--size", "tiny", "--steps", "2", "--runs", "bf16,torchao_rowwise", "--out", str(tmp_path)]) == 1
+    rows = json.loads((tmp_path / "fp8_training.json").read_text())["rows"]
+    assert [r["run"] for r in rows] == ["bf16", "torchao_rowwise"] and rows[0]["tracks_bf16"]
+    assert rows[1]["failed"].startswith("RuntimeError: no FP8 kernel")
+
+
 def _trace_dir(tmp_path):
     import gzip
     import json
