@@ -14,12 +14,12 @@ TRACE_DIR holds the gzipped Chrome traces `profile_train_step.py --trace-dir` re
 DIR gets hta_report.json (HTA's figures per variant beside our own `trace_summary.py` idle fraction,
 computed from the same trace) and hta_breakdown.png (needs matplotlib; otherwise skipped with the reason).
 
-Reading it: the baseline's `.item()` each step makes the host wait for the GPU and then the GPU wait for the
-host (host wait); `no_host_sync` lets the host run ahead, so that share falls; the for-loop AdamW's many
-small kernels show up as kernel wait and as a long tail of elementwise kernels in the kernel breakdown,
-which `fused_adamw` removes. HTA counts idle time per stream and from the first to the last kernel of the
-trace, ours over the union of all GPU work within the ProfilerStep ranges: they agree in trend, not to
-the digit.
+Reading it (what to expect): the baseline's `.item()` each step makes the host wait for the GPU and then
+the GPU wait for the host (host wait); `no_host_sync` lets the host run ahead, so that share should fall;
+the for-loop AdamW's many small kernels should show as kernel wait and as a long tail of element-wise
+kernels in the kernel breakdown, which `fused_adamw` removes. HTA counts idle time per stream and from the
+first to the last kernel of the trace, ours over the union of all GPU work within the ProfilerStep ranges:
+they need not agree to the digit.
 
 HTA is optional (`pip install HolisticTraceAnalysis`; it needs pandas < 3 and plotly). Without it the
 report says so in one line and exits 0. HTA needs GPU kernels: on a CPU-only trace its analyses are
