@@ -2,7 +2,10 @@
 # Chapter 13's FP8 training with torchao's references and the HTA summary of the training-step traces, on a
 # GPU node, from the repository root:
 #
-#   OUT=/some/dir bash ch13/gpu_check_fp8_hta.sh          # under 8 minutes on an H200 (BUDGET_S=470)
+#   OUT=/some/dir bash ch13/gpu_check_fp8_hta.sh                    # all, under 8 minutes on an H200 (BUDGET_S=470)
+#   OUT=/some/dir bash ch13/gpu_check_fp8_hta.sh --part hta         # 1 + 2 only (~2 minutes)
+#   OUT=/some/dir bash ch13/gpu_check_fp8_hta.sh --part eager       # 1 + 3 only (~4 minutes)
+#   OUT=/some/dir bash ch13/gpu_check_fp8_hta.sh --part compiled    # 1 + 4 only (~4-5 minutes for all five runs)
 #
 # 1. Installs the wheels the node lacks from .whl/ when present (torchao 0.17, HolisticTraceAnalysis, pandas<3,
 #    plotly, pytz, tzdata) into a folder of $TMP put first on PYTHONPATH (never into the system); prints which
@@ -13,14 +16,21 @@
 #    (~200 s).
 # 4. The same with each block compiled (torch.compile, regional), 100 steps (cut from 150 to fit: compiling
 #    costs ~30-40 s a run), with what is left of the budget: each run is written as it finishes, so a run cut by
-#    the deadline keeps the ones before it. BUDGET_S=600 gives it room for all five; COMPILED_RUNS picks them.
+#    the deadline keeps the ones before it. In the full run it likely gets bf16 and the tensorwise pair; all five
+#    need a call of their own (--part compiled) or BUDGET_S=590. COMPILED_RUNS picks the runs.
 # Every step has a timeout; the script never stops at the first failure and exits 1 if anything failed.
 # Writes to $OUT: summary.txt, profile_train_step.json, traces/*.json.gz, hta/hta_report.json,
 # hta/hta_breakdown.png, hta/<variant>/*.csv, fp8_eager/ and fp8_compiled/ (fp8_training.json, loss_curves.png).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+PART=all
+if [ $# -gt 0 ]; then
+    PART=bad
+    [ $# -eq 2 ] && [ "$1" = "--part" ] && PART=$2
+fi
+case "$PART" in all|hta|eager|compiled) ;;
+    *) echo "gpu_check_fp8_hta.sh: the only option is --part all|hta|eager|compiled" >&2; exit 2 ;; esac
 . scripts/gpu_check_lib.sh
-[ $# -eq 0 ] || { echo "gpu_check_fp8_hta.sh: takes no arguments (OUT, BUDGET_S, COMPILED_RUNS from the environment)" >&2; exit 2; }
 BUDGET_S=${BUDGET_S:-470}
 COMPILED_RUNS=${COMPILED_RUNS:-bf16,fp8_tensorwise,torchao_tensorwise,fp8_rowwise,torchao_rowwise}
 unset TRITON_INTERPRET
@@ -44,12 +54,18 @@ for name in ("torchao", "hta", "pandas", "numpy", "plotly", "matplotlib"):
         print(name, "not importable:", type(exc).__name__, exc)
 '
 
+if [ "$PART" = all ] || [ "$PART" = hta ]; then
 timed profile_train_step 120 "$PY" -m ch13.profile_train_step --size full --steps 3 \
     --json "$OUT/profile_train_step.json" --trace-dir "$OUT/traces"
 timed hta_report 150 "$PY" -m ch13.hta_report "$OUT/traces" --out "$OUT/hta"
+fi
+if [ "$PART" = all ] || [ "$PART" = eager ]; then
 timed fp8_training_eager 270 "$PY" -m ch13.fp8_training --size full --steps 150 --out "$OUT/fp8_eager"
-timed fp8_training_compiled 400 "$PY" -m ch13.fp8_training --size full --steps 100 --compile \
+fi
+if [ "$PART" = all ] || [ "$PART" = compiled ]; then
+timed fp8_training_compiled 420 "$PY" -m ch13.fp8_training --size full --steps 100 --compile \
     --runs "$COMPILED_RUNS" --out "$OUT/fp8_compiled"
+fi
 
 echo "=== files in $OUT: $(ls "$OUT" | tr '\n' ' ')" | tee -a "$LOG"
 echo "=== summary: ${#failed[@]} step(s) failed${failed:+: ${failed[*]}}; ${#skipped[@]} skipped${skipped:+: ${skipped[*]}}; $SECONDS s" | tee -a "$LOG"

@@ -269,3 +269,5 @@ def test_fp8_hta_gpu_script_names_real_modules():
     for module in modules:
         assert (REPO_ROOT / "ch13" / f"{module}.py").exists(), module
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True, timeout=30).returncode == 0
+    proc = subprocess.run(["bash", str(script), "--part", "bogus"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "--part" in proc.stderr
