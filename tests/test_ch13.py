@@ -203,6 +203,18 @@ def test_fp8_training_runs_roles_and_skips_on_cpu(monkeypatch):
     assert exc.value.code == 2
 
 
+
+def test_torchao_conversion_takes_the_same_layers_as_ours():
+    pytest.importorskip("torchao.float8", reason="torchao not installed")
+    from torchao.float8.float8_linear import Float8Linear as AoFloat8Linear
+
+    from ch13 import fp8_training as ft
+
+    for recipe in ("tensorwise", "rowwise"):
+        model = make_model("tiny", CPU)
+        assert ft.convert(model, f"torchao_{recipe}") == 2 * 7
+        assert not isinstance(model.output, AoFloat8Linear)    # the LM head stays in bf16, as in ours
+
 def test_fp8_training_records_a_failed_run_and_goes_on(tmp_path, monkeypatch):
     import json
 
