@@ -182,3 +182,104 @@ def test_gpu_check_script_names_real_modules_and_refuses_a_bad_part(tmp_path):
     proc = subprocess.run(["bash", str(script), "--part", "bogus"], env={**os.environ, "OUT": str(tmp_path)},
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--part" in proc.stderr
+
+
+def test_fp8_training_runs_roles_and_skips_on_cpu(monkeypatch):
+    import sys
+
+    from ch13 import fp8_training as ft
+
+    assert ft.RUNS["bf16"] == "baseline" and ft.RUNS["torchao_rowwise"] == "reference"
+    assert ft.skip_reason("bf16", CPU) is None
+    for run in ft.RUNS:
+        if run != "bf16":
+            assert "sm_89" in ft.skip_reason(run, CPU)
+    monkeypatch.setitem(sys.modules, "torchao", None)       # as where torchao is not installed
+    assert "torchao not importable" in ft.torchao_missing()
+    model = make_model("tiny", CPU)
+    assert ft.convert(model, "bf16") == 0 and ft.convert(model, "fp8_rowwise") == 2 * 7
+    with pytest.raises(SystemExit) as exc:
+        ft.main(["--size", "tiny", "--runs", "fp8_rowwise"])    # bf16 is what the others are compared with
+    assert exc.value.code == 2
+
+
+
+def test_torchao_conversion_takes_the_same_layers_as_ours():
+    pytest.importorskip("torchao.float8", reason="torchao not installed")
+    from torchao.float8.float8_linear import Float8Linear as AoFloat8Linear
+
+    from ch13 import fp8_training as ft
+
+    for recipe in ("tensorwise", "rowwise"):
+        model = make_model("tiny", CPU)
+        assert ft.convert(model, f"torchao_{recipe}") == 2 * 7
+        assert not isinstance(model.output, AoFloat8Linear)    # the LM head stays in bf16, as in ours
+
+def test_fp8_training_records_a_failed_run_and_goes_on(tmp_path, monkeypatch):
+    import json
+
+    from ch13 import fp8_training as ft
+
+    def convert(model, run):
+        if run != "bf16":
+            raise RuntimeError("no FP8 kernel for this shape")
+        return 0
+
+    monkeypatch.setattr(ft, "skip_reason", lambda run, device: None)
+    monkeypatch.setattr(ft, "convert", convert)
+    assert ft.main(["--size", "tiny", "--steps", "2", "--runs", "bf16,torchao_rowwise", "--out", str(tmp_path)]) == 1
+    rows = json.loads((tmp_path / "fp8_training.json").read_text())["rows"]
+    assert [r["run"] for r in rows] == ["bf16", "torchao_rowwise"] and rows[0]["tracks_bf16"]
+    assert rows[1]["failed"].startswith("RuntimeError: no FP8 kernel")
+
+
+def _trace_dir(tmp_path):
+    import gzip
+    import json
+
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    with gzip.open(folder / "baseline.json.gz", "wt") as f:
+        json.dump({"traceEvents": _events()}, f)
+    return folder
+
+
+def test_hta_report_without_hta_says_so_and_keeps_our_summary(tmp_path, monkeypatch):
+    import json
+    import sys
+
+    from ch13 import hta_report as hr
+
+    folder = _trace_dir(tmp_path)
+    events = hr.with_rank(folder / "baseline.json.gz", tmp_path / "copy" / "rank0.json")
+    assert json.loads((tmp_path / "copy" / "rank0.json").read_text())["distributedInfo"]["rank"] == 0
+    assert len(events) == len([e for e in _events() if e.get("ph") == "X"])
+    monkeypatch.setitem(sys.modules, "hta", None)            # as where HTA is not installed
+    monkeypatch.setitem(sys.modules, "hta.trace_analysis", None)
+    assert hr.hta_missing()
+    assert hr.main([str(folder), "--out", str(tmp_path / "hta")]) == 0
+    result = json.loads((tmp_path / "hta" / "hta_report.json").read_text())
+    assert result["hta"].startswith("not installed")
+    assert result["variants"]["baseline"]["ours"]["gpu_idle_fraction"] == pytest.approx(0.5)
+    assert "hta" not in result["variants"]["baseline"] and result["picture"].startswith("skipped")
+    assert hr.idle_by_category({"analyses": {"idle": {"idle_time": [
+        {"idle_category": "host_wait", "idle_time": 1500.0}, {"idle_category": "kernel_wait", "idle_time": 500.0}]}}}) \
+        == {"host_wait": 1.5, "kernel_wait": 0.5, "other": 0.0}
+    assert hr.main([str(tmp_path / "nothing")]) == 2
+
+
+def test_fp8_hta_gpu_script_names_real_modules():
+    import re
+    import subprocess
+
+    from harness.device import REPO_ROOT
+
+    script = REPO_ROOT / "ch13" / "gpu_check_fp8_hta.sh"
+    assert script.stat().st_mode & 0o111, "gpu_check_fp8_hta.sh must be executable"
+    modules = re.findall(r"-m ch13\.(\w+)", script.read_text())
+    assert {"profile_train_step", "hta_report", "fp8_training"} <= set(modules)
+    for module in modules:
+        assert (REPO_ROOT / "ch13" / f"{module}.py").exists(), module
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True, timeout=30).returncode == 0
+    proc = subprocess.run(["bash", str(script), "--part", "bogus"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "--part" in proc.stderr
