@@ -62,7 +62,7 @@ def setup(size, device, seed, dist="normal"):
 def torch_chain(x):
     """The chain in PyTorch: a linear and a tanh per layer."""
     h = x["x"]
-    for w, b in zip(x["w"], x["b"]):
+    for w, b in zip(x["w"], x["b"], strict=True):
         h = torch.tanh(F.linear(h, w, b))
     return h
 

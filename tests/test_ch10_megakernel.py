@@ -22,7 +22,7 @@ def _example():
 def _pre_activations(inputs, dtype=torch.float64):
     """Every layer's W h + b, and the output, computed in `dtype`."""
     h, pre = inputs["x"].to(dtype), []
-    for w, b in zip(inputs["w"].to(dtype), inputs["b"].to(dtype)):
+    for w, b in zip(inputs["w"].to(dtype), inputs["b"].to(dtype), strict=True):
         pre.append(h @ w.T + b)
         h = torch.tanh(pre[-1])
     return pre, h

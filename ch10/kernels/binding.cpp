@@ -115,6 +115,8 @@ torch::Tensor tanh_chain(const torch::Tensor& x, const torch::Tensor& w, const t
   TORCH_CHECK(bias.size(0) == layers && bias.size(1) == width, "bias is ", bias.sizes(), ": want [", layers, ", ",
               width, "]");
   TORCH_CHECK(x.device() == w.device() && x.device() == bias.device(), "x, w and bias must be on one device");
+  for (const auto* t : {&x, &w, &bias})  // the kernels' float4 loads of rows
+    TORCH_CHECK(reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 == 0, "x, w and bias must be 16-byte aligned");
   const c10::cuda::CUDAGuard guard(x.device());
   auto out = torch::empty_like(x);
   auto scratch = torch::empty_like(x);

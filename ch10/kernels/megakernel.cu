@@ -27,6 +27,7 @@ namespace {
 constexpr int MAX_BATCH = 8;
 constexpr int CHAIN_THREADS = 256;
 constexpr int CHAIN_WARPS = CHAIN_THREADS / 32;
+constexpr int UNROLL = 8;  // float4 weight loads in flight per lane: a 1024-float row in one round trip
 constexpr long long SPIN_LIMIT_CYCLES = 4000000000LL;  // ~2 s at 2 GHz: a missing arrival traps, never hangs
 
 // out[b][n] = tanh(w[n, :] . h[b, :] + bias[n]) for b < batch, by one warp. `h` may be written by other
@@ -38,14 +39,23 @@ __device__ __forceinline__ void layer_row(const float* __restrict__ w, const flo
   for (int b = 0; b < MAX_BATCH; ++b) acc[b] = 0.0f;
   const float* row = w + int64_t(n) * width;
   if ((width & 3) == 0) {  // rows 16-byte aligned: float4 loads, 128 floats per warp per step
-#pragma unroll 4
-    for (int k = lane * 4; k < width; k += 128) {
-      const float4 wv = *reinterpret_cast<const float4*>(row + k);
+    // UNROLL steps of weights first (one DRAM round trip for all of them), then h (L1/L2-resident) against each
+    for (int k0 = lane * 4; k0 < width; k0 += 128 * UNROLL) {
+      float4 wv[UNROLL];
+#pragma unroll
+      for (int u = 0; u < UNROLL; ++u)
+        wv[u] = (k0 + u * 128 < width) ? *reinterpret_cast<const float4*>(row + k0 + u * 128)
+                                        : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
       for (int b = 0; b < MAX_BATCH; ++b) {
-        if (b < batch) {
-          const float4 hv = *reinterpret_cast<const float4*>(h + int64_t(b) * width + k);
-          acc[b] = fmaf(wv.x, hv.x, fmaf(wv.y, hv.y, fmaf(wv.z, hv.z, fmaf(wv.w, hv.w, acc[b]))));
+        if (b >= batch) break;
+        const float* hb = h + int64_t(b) * width + k0;
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u) {
+          if (k0 + u * 128 < width) {
+            const float4 hv = *reinterpret_cast<const float4*>(hb + u * 128);
+            acc[b] = fmaf(wv[u].x, hv.x, fmaf(wv[u].y, hv.y, fmaf(wv[u].z, hv.z, fmaf(wv[u].w, hv.w, acc[b]))));
+          }
         }
       }
     }
