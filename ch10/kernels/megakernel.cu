@@ -194,6 +194,7 @@ cudaError_t persistent_grid(const void* kernel, int width, int* grid) {
 
 // The per-layer launches as a graph, built once per shape (node l depends on node l-1).
 struct LayerGraph {
+  cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
   std::vector<cudaGraphNode_t> nodes;
 };
@@ -229,8 +230,11 @@ cudaError_t layer_graph(int batch, int width, int layers, LayerGraph** out) {
       g.nodes.push_back(node);
     }
     if (err == cudaSuccess) err = cudaGraphInstantiate(&g.exec, graph, 0);
-    cudaGraphDestroy(graph);  // the executable graph is independent of it
-    if (err != cudaSuccess) return err;
+    if (err != cudaSuccess) {
+      cudaGraphDestroy(graph);
+      return err;
+    }
+    g.graph = graph;  // kept: its nodes name the executable graph's nodes in cudaGraphExecKernelNodeSetParams
     it = graphs.emplace(key, std::move(g)).first;
   }
   *out = &it->second;
