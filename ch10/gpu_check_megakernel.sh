@@ -33,8 +33,10 @@ sizes=small
 [ "$SIZE" = full ] && sizes="small full"
 [ "$SIZE" = tiny ] && sizes=tiny
 for s in $sizes; do
-    timed "harness_$s" 120 "$PY" -m harness run ch10/persistent_megakernel.py --device cuda --size "$s" \
-        --out "$TMP/results_$s" --timeout 110 --max-time 0.5
+    # the harness's own deadline ends before the step's: a SIGTERM from `timeout` would leave its child running
+    left=$(( BUDGET_S - SECONDS - 15 )); [ "$left" -gt 100 ] && left=100; [ "$left" -lt 20 ] && left=20
+    timed "harness_$s" $(( left + 10 )) "$PY" -m harness run ch10/persistent_megakernel.py --device cuda \
+        --size "$s" --out "$TMP/results_$s" --timeout "$left" --max-time 0.5
     suffix="_$s"; [ "$s" = "$SIZE" ] && suffix=""
     [ -f "$TMP/results_$s/results.json" ] && cp "$TMP/results_$s/results.json" "$OUT/results$suffix.json"
     [ -f "$TMP/results_$s/summary.md" ] && cp "$TMP/results_$s/summary.md" "$OUT/summary$suffix.md"
