@@ -206,12 +206,13 @@ class Child:
         sandbox.thaw(self.proc.pid)
         self.frozen = False
 
-    def rss_bytes(self, proportional: bool = False) -> int:
+    def rss_bytes(self, proportional: bool = False, pids: list[int] | None = None) -> int:
         """Resident host memory of it and everything it started, from /proc: cheap (statm) with the pages that
         forked processes share counted once per process, or `proportional` (smaps_rollup's Pss: each shared
-        page split among its sharers; the kernel walks every mapping, so only to confirm)."""
+        page split among its sharers; the kernel walks every mapping, so only to confirm). `pids`: its process
+        tree if the caller has just listed it."""
         total, page = 0, os.sysconf("SC_PAGE_SIZE")
-        for pid in sandbox.descendants(self.proc.pid):
+        for pid in self.proc_tree() if pids is None else pids:
             try:
                 if proportional:
                     with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
@@ -223,11 +224,11 @@ class Child:
                 continue
         return total
 
-    def held_file_bytes(self) -> int:
+    def held_file_bytes(self, pids: list[int] | None = None) -> int:
         """Memory in files it holds open that live in memory (memfds, tmpfs): the RSS leaves them out until
         mapped and touched, and a memfd holds its pages as long as one descriptor does."""
         seen, total = set(), 0
-        for pid in sandbox.descendants(self.proc.pid):
+        for pid in self.proc_tree() if pids is None else pids:
             try:
                 fds = os.listdir(f"/proc/{pid}/fd")
             except OSError:
@@ -249,9 +250,10 @@ class Child:
         """A thread for the child's whole life, whoever the verifier is waiting for (the candidate imports while
         the reference calibrates): over the cap, the child is killed and its next reply is the reason."""
         while not self.closed and self.proc.poll() is None:
-            held = self.held_file_bytes()
-            rss = self.rss_bytes() + held
-            if rss > self.memory_cap and (rss := self.rss_bytes(proportional=True) + held) > self.memory_cap:
+            pids = self.proc_tree()   # one walk of /proc a tick serves both measures
+            held = self.held_file_bytes(pids)
+            rss = self.rss_bytes(pids=pids) + held
+            if rss > self.memory_cap and (rss := self.rss_bytes(True, pids) + held) > self.memory_cap:
                 self.over_cap = (f"it held {rss / 2**30:.2f} GiB of host memory, over its cap of "
                                  f"{self.memory_cap / 2**30:.2f} GiB (half the memory available when it started)")
             else:
@@ -266,11 +268,15 @@ class Child:
                 return
             time.sleep(0.1)
 
+    def proc_tree(self) -> list[int]:
+        """Its pid and those of everything it started (from /proc)."""
+        return sandbox.descendants(self.proc.pid)
+
     def cpu_seconds(self) -> float:
         """User + system CPU time of it and everything it started (from /proc)."""
         total = 0.0
         tick = os.sysconf("SC_CLK_TCK")
-        for pid in sandbox.descendants(self.proc.pid):
+        for pid in self.proc_tree():
             try:
                 with open(f"/proc/{pid}/stat", "rb") as f:
                     fields = f.read().rsplit(b")", 1)[1].split()

@@ -206,16 +206,24 @@ def signal_all(pid: int, sig: int, rounds: int = 5) -> None:
             done.add(p)
 
 
-def _running(pids: list[int]) -> list[int]:
-    out = []
+def _states(pids: list[int]) -> dict[int, bytes]:
+    """Each live pid's scheduler state letter from /proc (R, S, D, T, t, Z, ...); a pid already gone is left out."""
+    out = {}
     for p in pids:
         try:
             with open(f"/proc/{p}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] not in (b"T", b"t", b"Z", b"X"):
-                    out.append(p)
+                out[p] = f.read().rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
     return out
+
+
+STOPPED, DEAD = (b"T", b"t"), (b"Z", b"X")
+
+
+def _running(pids: list[int]) -> list[int]:
+    """The pids neither stopped nor dead."""
+    return [p for p, s in _states(pids).items() if s not in STOPPED + DEAD]
 
 
 def freeze(pid: int, settle_s: float = 0.05) -> bool:
@@ -244,22 +252,9 @@ def thaw(pid: int, settle_s: float = 0.02) -> None:
     signal_all(pid, signal.SIGCONT)
     end = time.monotonic() + settle_s
     while time.monotonic() < end:
-        pids = descendants(pid)
-        if len(_running(pids)) == len(_alive(pids)):
+        if not any(s in STOPPED for s in _states(descendants(pid)).values()):
             return
         time.sleep(0.0002)
-
-
-def _alive(pids: list[int]) -> list[int]:
-    out = []
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X"):
-                    out.append(p)
-        except (OSError, IndexError):
-            continue
-    return out
 
 
 def kill_tree(pid: int) -> None:

@@ -4,7 +4,11 @@
 tensor: 7 tensor-sized transfers (x and residual read, two intermediates written and read back, the result
 written). The fused kernel reads x and residual once with 16-byte loads (8 bf16 per thread per step), does
 the arithmetic in fp32 registers (erf GELU, as `F.gelu`'s default) and writes once: 3 transfers. torch.compile
-(Inductor) generates the same fusion in Triton; it is the reference.
+(Inductor) generates the same fusion in Triton; it is the reference. A second fused kernel, `fused_rows`, keeps
+the arithmetic and changes only how work is handed out: `fused_vec16` is a grid-stride loop with one vector a
+thread a step (one load of x and one of the residual in flight, and a 64-bit modulo for the bias index);
+`fused_rows` gives each thread 8 columns, loads their bias once, and takes 4 rows a step, so 8 independent
+16-byte loads are in flight before any erf waits on them.
 
 bf16 data; eager rounds to bf16 after each of its three ops, the fused kernel once at the end. Where the
 result is near zero (gelu(x + bias) and the residual of opposite signs, |x + bias| between 2 and 8) the two
@@ -53,7 +57,9 @@ EXAMPLE = Example(
     baseline=eager,
     baseline_name="three_kernels",
     optimized={"fused_vec16": Variant(lambda x: ext().bias_gelu_residual(x["x"], x["bias"], x["residual"]),
-                                      note="one pass, 16-byte loads and stores, fp32 math")},
+                                      note="one pass, 16-byte loads and stores, fp32 math"),
+               "fused_rows": Variant(lambda x: ext().bias_gelu_residual_rows(x["x"], x["bias"], x["residual"]),
+                                     note="the same, a thread owning 8 columns (bias once) and 4 rows a step")},
     references={"torch_compile": Variant(compiled(eager), requires=Requires(packages=("triton",)),
                                          note="Inductor's fused Triton kernel")},
     bytes_moved=lambda x: 2 * (3 * x["x"].numel() + x["bias"].numel()),

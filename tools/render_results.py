@@ -6,8 +6,9 @@
 The table goes between `<!-- results:begin -->` and `<!-- results:end -->` in chN/README.md, and between
 `<!-- results:chN:begin -->` and `<!-- results:chN:end -->` in the top-level README.md; the peak tables
 from peaks/<gpu>.json (written by benchmark_peak.py) between `<!-- peaks:begin -->` and `<!-- peaks:end -->`;
-Chapter 20's loop runs from ch20/runs/ between `<!-- runs:begin -->` and `<!-- runs:end -->`.
-Nothing in those tables is typed by hand: they come from chN/expectations/<gpu>.json, which `--record` writes.
+Chapter 20's loop runs from ch20/runs/ between `<!-- runs:begin -->` and `<!-- runs:end -->`; the command-line
+modules' recorded JSONs (chN/recorded/<run>/, see harness/recorded.py) between `<!-- recorded:begin -->` and
+`<!-- recorded:end -->`. Nothing in those tables is typed by hand: they come from chN/expectations/<gpu>.json, which `--record` writes.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import json
 import re
 import sys
 
-from harness import targets
+from harness import recorded, targets
 from harness.device import REPO_ROOT, arch_key
 from harness.example import load_example
 from harness.peaks import PEAKS_DIR, load_peaks
@@ -90,7 +91,9 @@ def main(argv=None) -> int:
     for name in args.chapters or list(known):
         block = chapter_block(known[name])
         blocks += [(known[name] / "README.md", "<!-- results:begin -->", "<!-- results:end -->", block),
-                   (top, f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->", block)]
+                   (top, f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->", block),
+                   (known[name] / "README.md", "<!-- recorded:begin -->", "<!-- recorded:end -->",
+                    recorded.block(known[name]))]
     runs = sorted(p for p in (REPO_ROOT / "ch20" / "runs").glob("*") if (p / "summary.json").exists())
     if runs:
         from ch20.report import table

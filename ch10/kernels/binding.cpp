@@ -93,6 +93,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("smooth_grid_sync", [](const torch::Tensor& x, int64_t steps) {
     return smooth(x, steps, launch_smooth_grid_sync, "smooth_grid_sync (cooperative launch)");
   });
+
+  // ---- blackwell_gemm.cu (sm_100a; compiled, never run) ----
+  m.def("gemm_tcgen05_1stage", [](const torch::Tensor& a, const torch::Tensor& b) {
+    return gemm_nt(a, b, launch_gemm_tcgen05_1stage, "gemm_tcgen05_1stage (needs sm_100a)");
+  });
+  m.def("gemm_tcgen05_pipelined", [](const torch::Tensor& a, const torch::Tensor& b) {
+    return gemm_nt(a, b, launch_gemm_tcgen05_pipelined, "gemm_tcgen05_pipelined (needs sm_100a)");
+  });
+  m.def("gemm_tcgen05_persistent", [](const torch::Tensor& a, const torch::Tensor& b) {
+    return gemm_nt(a, b, launch_gemm_tcgen05_persistent, "gemm_tcgen05_persistent (needs sm_100a)");
+  });
 }
 
 // ---- megakernel.cu: the tanh layer chain (see launchers.h). x [batch, width], w [layers, width, width] and

@@ -30,6 +30,18 @@ cudaError_t launch_smooth_grid_sync(const float* x, float* out, float* scratch, 
                                     cudaStream_t stream);
 }
 
+// ---- blackwell_gemm.cu (sm_100a; compiled, never run): the same C = A @ B^T with tcgen05 and TMEM ----
+// Same arguments and rules as the Hopper launchers; on any GPU but compute capability 10.0 they return
+// cudaErrorInvalidDeviceFunction without launching.
+extern "C" {
+cudaError_t launch_gemm_tcgen05_1stage(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k,
+                                       cudaStream_t stream);
+cudaError_t launch_gemm_tcgen05_pipelined(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k,
+                                          cudaStream_t stream);
+cudaError_t launch_gemm_tcgen05_persistent(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k,
+                                           cudaStream_t stream);
+}
+
 // ---- megakernel.cu: a chain of `layers` small layers, h <- tanh(W_l h + b_l), for x[batch, width] (batch <= 8),
 // w[layers, width, width] and bias[layers, width], all fp32; the result in out, scratch[batch, width] as the second
 // buffer, arrived[layers] as the split-barrier kernel's counters (the others ignore it). One launch per layer;

@@ -51,16 +51,21 @@ torch::Tensor gemm_bf16(const torch::Tensor& a, const torch::Tensor& b, Bf16Gemm
   return c;
 }
 
-torch::Tensor l2norm_fused(const torch::Tensor& x) {
+using L2normLauncher = cudaError_t (*)(const uint16_t*, uint16_t*, int64_t, int64_t, cudaStream_t);
+
+torch::Tensor l2norm(const torch::Tensor& x, L2normLauncher launch, const char* what) {
   check_tensor(x, "x", torch::kBFloat16, 2);
   const c10::cuda::CUDAGuard guard(x.device());
   auto out = torch::empty_like(x);
-  check_launch(launch_l2norm_fused(ptr<uint16_t>(x), mut<uint16_t>(out), x.size(0), x.size(1), stream()),
-               "l2norm_fused");
+  check_launch(launch(ptr<uint16_t>(x), mut<uint16_t>(out), x.size(0), x.size(1), stream()), what);
   return out;
 }
 
-torch::Tensor bias_gelu_residual(const torch::Tensor& x, const torch::Tensor& bias, const torch::Tensor& residual) {
+using BiasGeluLauncher = cudaError_t (*)(const uint16_t*, const uint16_t*, const uint16_t*, uint16_t*, int64_t,
+                                         int64_t, cudaStream_t);
+
+torch::Tensor bias_gelu_residual(const torch::Tensor& x, const torch::Tensor& bias, const torch::Tensor& residual,
+                                 BiasGeluLauncher launch, const char* what) {
   check_tensor(x, "x", torch::kBFloat16, 2);
   check_tensor(bias, "bias", torch::kBFloat16, 1);
   check_tensor(residual, "residual", torch::kBFloat16, 2);
@@ -69,9 +74,9 @@ torch::Tensor bias_gelu_residual(const torch::Tensor& x, const torch::Tensor& bi
   TORCH_CHECK(bias.device() == x.device() && residual.device() == x.device(), "tensors on different devices");
   const c10::cuda::CUDAGuard guard(x.device());
   auto out = torch::empty_like(x);
-  check_launch(launch_bias_gelu_residual(ptr<uint16_t>(x), ptr<uint16_t>(bias), ptr<uint16_t>(residual),
-                                         mut<uint16_t>(out), x.size(0), x.size(1), stream()),
-               "bias_gelu_residual");
+  check_launch(launch(ptr<uint16_t>(x), ptr<uint16_t>(bias), ptr<uint16_t>(residual), mut<uint16_t>(out), x.size(0),
+                      x.size(1), stream()),
+               what);
   return out;
 }
 
@@ -109,8 +114,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gemm_bf16_wmma", [](const torch::Tensor& a, const torch::Tensor& b) {
     return gemm_bf16(a, b, launch_gemm_bf16_wmma, "gemm_bf16_wmma (needs sm_80+)");
   });
-  m.def("l2norm_fused", &l2norm_fused);
-  m.def("bias_gelu_residual", &bias_gelu_residual);
+  m.def("l2norm_fused", [](const torch::Tensor& x) { return l2norm(x, launch_l2norm_fused, "l2norm_fused"); });
+  m.def("l2norm_fused_regs",
+        [](const torch::Tensor& x) { return l2norm(x, launch_l2norm_fused_regs, "l2norm_fused_regs"); });
+  m.def("bias_gelu_residual", [](const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& r) {
+    return bias_gelu_residual(x, b, r, launch_bias_gelu_residual, "bias_gelu_residual");
+  });
+  m.def("bias_gelu_residual_rows", [](const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& r) {
+    return bias_gelu_residual(x, b, r, launch_bias_gelu_residual_rows, "bias_gelu_residual_rows");
+  });
   m.def("axpy_plain", [](const torch::Tensor& x, const torch::Tensor& y, double alpha) {
     return axpy(x, y, alpha, launch_axpy_plain, "axpy_plain (needs 16-byte aligned tensors)");
   });

@@ -2,8 +2,13 @@
 //   l2norm_fused          out[r, :] = x[r, :] / max(||x[r, :]||, 1e-12): one warp per row, sum of squares in
 //                         fp32, a warp reduction, then the row scaled; the row's second read hits L1/L2, so
 //                         DRAM sees one read and one write (PyTorch eager: a reduction kernel, then a divide)
+//   l2norm_fused_regs     the same with the row held in registers: every lane issues all its 16-byte loads
+//                         before the reduction (up to 16 per lane: rows of up to 4096 bf16), so x is read once
+//                         from DRAM with many loads in flight, and the scaling reads registers, not L1/L2
 //   bias_gelu_residual    out = gelu(x + bias) + residual (erf GELU): one read of x and residual, one write
 //                         (PyTorch eager: three kernels, three reads and writes of the whole tensor)
+//   bias_gelu_residual_rows  the same with each thread owning 8 columns (its bias loaded once, no 64-bit
+//                         modulo per vector) and 4 rows a step: 8 independent 16-byte loads in flight a thread
 // bf16 in and out, fp32 arithmetic, one rounding at the end; 16-byte loads (8 bf16) where the row length is a
 // multiple of 8 and the pointers are 16-byte aligned, else element by element.
 #include <cstdint>
@@ -108,6 +113,78 @@ __global__ void __launch_bounds__(kBlock) bias_gelu_residual(const bf16* __restr
   }
 }
 
+// kPerLane 16-byte vectors per lane, all loaded before any arithmetic: a row of up to kPerLane * 256 bf16.
+template <int kPerLane>
+__global__ void __launch_bounds__(kBlock) l2norm_fused_regs(const bf16* __restrict__ x, bf16* __restrict__ out,
+                                                            int64_t rows, int cols8) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t r = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32; r < rows;
+       r += int64_t(gridDim.x) * kRowsPerBlock) {
+    const uint4* xv = reinterpret_cast<const uint4*>(x + r * cols8 * 8);
+    uint4 v[kPerLane];
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int c = lane + 32 * i;
+      v[i] = c < cols8 ? xv[c] : make_uint4(0u, 0u, 0u, 0u);  // bf16 zeros add nothing to the sum
+    }
+    float ss = 0.f;
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      float f[8];
+      unpack(v[i], f);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) ss = fmaf(f[e], f[e], ss);
+    }
+    const float inv = 1.f / fmaxf(sqrtf(warp_sum(ss)), 1e-12f);
+    uint4* ov = reinterpret_cast<uint4*>(out + r * cols8 * 8);
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int c = lane + 32 * i;
+      if (c < cols8) {
+        float f[8];
+        unpack(v[i], f);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) f[e] *= inv;
+        ov[c] = pack(f);
+      }
+    }
+  }
+}
+
+constexpr int kRowsPerStep = 4;
+
+// grid.x covers the row's 16-byte vectors (one per thread), grid.y strides over rows kRowsPerStep at a time.
+__global__ void __launch_bounds__(kBlock) bias_gelu_residual_rows(const uint4* __restrict__ xv,
+                                                                  const uint4* __restrict__ bv,
+                                                                  const uint4* __restrict__ rv,
+                                                                  uint4* __restrict__ ov, int64_t rows, int64_t cols8) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= cols8) return;
+  float fb[8];
+  unpack(bv[c], fb);
+  for (int64_t r0 = int64_t(blockIdx.y) * kRowsPerStep; r0 < rows; r0 += int64_t(gridDim.y) * kRowsPerStep) {
+    uint4 ux[kRowsPerStep], ur[kRowsPerStep];
+#pragma unroll
+    for (int i = 0; i < kRowsPerStep; ++i) {
+      if (r0 + i < rows) {
+        ux[i] = xv[(r0 + i) * cols8 + c];
+        ur[i] = rv[(r0 + i) * cols8 + c];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kRowsPerStep; ++i) {
+      if (r0 + i < rows) {
+        float fx[8], fr[8];
+        unpack(ux[i], fx);
+        unpack(ur[i], fr);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) fx[e] = gelu_erf(fx[e] + fb[e]) + fr[e];
+        ov[(r0 + i) * cols8 + c] = pack(fx);
+      }
+    }
+  }
+}
+
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
@@ -141,5 +218,37 @@ extern "C" cudaError_t launch_bias_gelu_residual(const uint16_t* x, const uint16
     const int grid = blocks_to_fill_gpu(bias_gelu_residual<false>, kBlock, n);
     bias_gelu_residual<false><<<grid, kBlock, 0, stream>>>(px, pb, pr, po, n, cols);
   }
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t launch_l2norm_fused_regs(const uint16_t* x, uint16_t* out, int64_t rows, int64_t cols,
+                                                cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return cudaSuccess;
+  const int64_t per_lane = ceil_div(cols / 8, 32);
+  if (cols % 8 != 0 || per_lane > 16 || !aligned16(x) || !aligned16(out))
+    return launch_l2norm_fused(x, out, rows, cols, stream);  // ragged or longer rows: the loop kernel
+  const auto* px = reinterpret_cast<const bf16*>(x);
+  auto* po = reinterpret_cast<bf16*>(out);
+  const int64_t want = ceil_div(rows, kRowsPerBlock);
+  const unsigned grid = unsigned(want < (1 << 30) ? want : (1 << 30));
+  const int cols8 = int(cols / 8);
+  if (per_lane <= 1) l2norm_fused_regs<1><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
+  else if (per_lane <= 2) l2norm_fused_regs<2><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
+  else if (per_lane <= 4) l2norm_fused_regs<4><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
+  else if (per_lane <= 8) l2norm_fused_regs<8><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
+  else l2norm_fused_regs<16><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t launch_bias_gelu_residual_rows(const uint16_t* x, const uint16_t* bias, const uint16_t* residual,
+                                                      uint16_t* out, int64_t rows, int64_t cols, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return cudaSuccess;
+  if (cols % 8 != 0 || !aligned16(x) || !aligned16(bias) || !aligned16(residual) || !aligned16(out))
+    return launch_bias_gelu_residual(x, bias, residual, out, rows, cols, stream);  // the element-by-element path
+  const int64_t cols8 = cols / 8, steps = ceil_div(rows, kRowsPerStep);
+  const dim3 grid(unsigned(ceil_div(cols8, kBlock)), unsigned(steps < 65535 ? steps : 65535));
+  bias_gelu_residual_rows<<<grid, kBlock, 0, stream>>>(
+      reinterpret_cast<const uint4*>(x), reinterpret_cast<const uint4*>(bias), reinterpret_cast<const uint4*>(residual),
+      reinterpret_cast<uint4*>(out), rows, cols8);
   return cudaGetLastError();
 }

@@ -23,9 +23,15 @@ cudaError_t launch_gemm_bf16_wmma(const uint16_t* a, const uint16_t* b, uint16_t
                                   cudaStream_t stream);
 // fusion.cu: out[r, :] = x[r, :] / max(||x[r, :]||_2, 1e-12), bf16 in and out, fp32 arithmetic
 cudaError_t launch_l2norm_fused(const uint16_t* x, uint16_t* out, int64_t rows, int64_t cols, cudaStream_t stream);
+// the same with the row in registers (rows of up to 4096 elements, a multiple of 8; else launch_l2norm_fused)
+cudaError_t launch_l2norm_fused_regs(const uint16_t* x, uint16_t* out, int64_t rows, int64_t cols,
+                                     cudaStream_t stream);
 // fusion.cu: out = gelu(x + bias) + residual (erf GELU) over [rows, cols] bf16, bias [cols]
 cudaError_t launch_bias_gelu_residual(const uint16_t* x, const uint16_t* bias, const uint16_t* residual,
                                       uint16_t* out, int64_t rows, int64_t cols, cudaStream_t stream);
+// the same, each thread owning 8 columns and 4 rows a step (cols a multiple of 8; else launch_bias_gelu_residual)
+cudaError_t launch_bias_gelu_residual_rows(const uint16_t* x, const uint16_t* bias, const uint16_t* residual,
+                                           uint16_t* out, int64_t rows, int64_t cols, cudaStream_t stream);
 // inline_ptx.cu: out = alpha * x + y over n floats; plain C++ loads vs ld.global.nc.L1::no_allocate.v4.f32
 cudaError_t launch_axpy_plain(const float* x, const float* y, float* out, float alpha, int64_t n, cudaStream_t stream);
 cudaError_t launch_axpy_ptx_stream(const float* x, const float* y, float* out, float alpha, int64_t n,
