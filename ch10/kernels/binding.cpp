@@ -104,6 +104,46 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gemm_tcgen05_persistent", [](const torch::Tensor& a, const torch::Tensor& b) {
     return gemm_nt(a, b, launch_gemm_tcgen05_persistent, "gemm_tcgen05_persistent (needs sm_100a)");
   });
+  // ---- hopper_gemm_fp8.cu: C = (a @ b^T) * scale_a * scale_b, a [m, k] and b [n, k] float8 e4m3 (both K-major),
+  // tensorwise fp32 scales (one-element CUDA tensors, read by the kernel: no host sync), bf16 C ------------------
+  {
+    using Fp8Launcher = cudaError_t (*)(const uint8_t*, const uint8_t*, const float*, const float*, uint16_t*, int,
+                                        int, int, cudaStream_t);
+    auto gemm_fp8_nt = [](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& scale_a,
+                          const torch::Tensor& scale_b, Fp8Launcher launch, const char* what) {
+      check_tensor(a, "a", at::kFloat8_e4m3fn, 2);
+      check_tensor(b, "b", at::kFloat8_e4m3fn, 2);
+      check_tensor(scale_a, "scale_a", torch::kFloat32);
+      check_tensor(scale_b, "scale_b", torch::kFloat32);
+      TORCH_CHECK(scale_a.numel() == 1 && scale_b.numel() == 1, "scale_a and scale_b must be single fp32 values");
+      TORCH_CHECK(a.size(1) == b.size(1), "a is ", a.sizes(), " and b is ", b.sizes(), ": k differs (C = a @ b.T)");
+      TORCH_CHECK(a.size(1) % 16 == 0, "k must be a multiple of 16 (TMA needs 16-byte row strides), got ", a.size(1));
+      TORCH_CHECK(a.device() == b.device() && a.device() == scale_a.device() && a.device() == scale_b.device(),
+                  "a, b and the scales must be on the same device");
+      TORCH_CHECK(a.size(0) < INT32_MAX && a.size(1) < INT32_MAX && b.size(0) < INT32_MAX, "sizes must fit in int32");
+      const c10::cuda::CUDAGuard guard(a.device());
+      auto c = torch::empty({a.size(0), b.size(0)}, a.options().dtype(torch::kBFloat16));
+      check_launch(launch(ptr<uint8_t>(a), ptr<uint8_t>(b), ptr<float>(scale_a), ptr<float>(scale_b), mut<uint16_t>(c),
+                          int(a.size(0)), int(b.size(0)), int(a.size(1)), stream()),
+                   what);
+      return c;
+    };
+    m.def("gemm_fp8_pipelined", [gemm_fp8_nt](const torch::Tensor& a, const torch::Tensor& b,
+                                              const torch::Tensor& scale_a, const torch::Tensor& scale_b) {
+      return gemm_fp8_nt(a, b, scale_a, scale_b, launch_gemm_fp8_pipelined, "gemm_fp8_pipelined (needs sm_90a)");
+    });
+    m.def("gemm_fp8_ws_persistent", [gemm_fp8_nt](const torch::Tensor& a, const torch::Tensor& b,
+                                                  const torch::Tensor& scale_a, const torch::Tensor& scale_b) {
+      return gemm_fp8_nt(a, b, scale_a, scale_b, launch_gemm_fp8_ws_persistent,
+                         "gemm_fp8_ws_persistent (needs sm_90a)");
+    });
+    m.def("gemm_fp8_ws_persistent_mma_overlap", [gemm_fp8_nt](const torch::Tensor& a, const torch::Tensor& b,
+                                                              const torch::Tensor& scale_a,
+                                                              const torch::Tensor& scale_b) {
+      return gemm_fp8_nt(a, b, scale_a, scale_b, launch_gemm_fp8_ws_persistent_mma_overlap,
+                         "gemm_fp8_ws_persistent_mma_overlap (needs sm_90a)");
+    });
+  }
 }
 
 // ---- megakernel.cu: the tanh layer chain (see launchers.h). x [batch, width], w [layers, width, width] and

@@ -42,6 +42,20 @@ cudaError_t launch_gemm_tcgen05_persistent(const uint16_t* a, const uint16_t* b,
                                            cudaStream_t stream);
 }
 
+// ---- hopper_gemm_fp8.cu (sm_90a) --------------------------------------------------------------------
+extern "C" {
+// C[m, n] = (A[m, k] @ B[n, k]^T) * scale_a[0] * scale_b[0]: A, B float8 e4m3 (raw bytes), the scales fp32 scalars
+// in device memory, fp32 accumulation, bf16 out; k % 16 == 0 and 16-byte aligned A and B (TMA's rules), else
+// cudaErrorInvalidValue
+cudaError_t launch_gemm_fp8_pipelined(const uint8_t* a, const uint8_t* b, const float* scale_a, const float* scale_b,
+                                      uint16_t* c, int m, int n, int k, cudaStream_t stream);
+cudaError_t launch_gemm_fp8_ws_persistent(const uint8_t* a, const uint8_t* b, const float* scale_a,
+                                          const float* scale_b, uint16_t* c, int m, int n, int k, cudaStream_t stream);
+cudaError_t launch_gemm_fp8_ws_persistent_mma_overlap(const uint8_t* a, const uint8_t* b, const float* scale_a,
+                                                      const float* scale_b, uint16_t* c, int m, int n, int k,
+                                                      cudaStream_t stream);
+}
+
 // ---- megakernel.cu: a chain of `layers` small layers, h <- tanh(W_l h + b_l), for x[batch, width] (batch <= 8),
 // w[layers, width, width] and bias[layers, width], all fp32; the result in out, scratch[batch, width] as the second
 // buffer, arrived[layers] as the split-barrier kernel's counters (the others ignore it). One launch per layer;
