@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The persistent megakernel example on a GPU node (an H200: about 1.5 minutes once ch10 is built; a cold build
-# of ch10's extension adds up to ~2 minutes), from the repository root:
+# The persistent megakernel example on a GPU node (an H200: about 2 minutes once ch10 is built; a cold build
+# of ch10's extension, five .cu files compiled in parallel, adds 1-2 minutes), from the repository root:
 #
 #   OUT=/some/dir bash ch10/gpu_check_megakernel.sh [--size full|small|tiny]
 #
