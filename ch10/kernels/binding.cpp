@@ -62,7 +62,10 @@ torch::Tensor smooth(const torch::Tensor& x, int64_t steps, SmoothLauncher launc
 
 }  // namespace
 
+void bind_megakernel(py::module_& m);  // defined at the end of this file
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  bind_megakernel(m);
   m.def("gemm_tma_wgmma_1stage", [](const torch::Tensor& a, const torch::Tensor& b) {
     return gemm_nt(a, b, launch_gemm_tma_wgmma_1stage, "gemm_tma_wgmma_1stage (needs sm_90a)");
   });
@@ -141,4 +144,53 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                          "gemm_fp8_ws_persistent_mma_overlap (needs sm_90a)");
     });
   }
+}
+
+// ---- megakernel.cu: the tanh layer chain (see launchers.h). x [batch, width], w [layers, width, width] and
+// bias [layers, width], fp32 on one device; batch at most 8.
+namespace {
+
+using ChainLauncher = cudaError_t (*)(const float*, const float*, const float*, float*, float*, unsigned*, int, int,
+                                      int, cudaStream_t);
+
+torch::Tensor tanh_chain(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
+                         ChainLauncher launch, const char* what) {
+  check_tensor(x, "x", torch::kFloat32, 2);
+  check_tensor(w, "w", torch::kFloat32, 3);
+  check_tensor(bias, "bias", torch::kFloat32, 2);
+  const int64_t batch = x.size(0), width = x.size(1), layers = w.size(0);
+  TORCH_CHECK(batch >= 1 && batch <= 8, "batch must be 1 to 8, got ", batch);
+  TORCH_CHECK(width >= 1 && width < (1 << 20), "width must be 1 to 2^20, got ", width);
+  TORCH_CHECK(layers >= 1 && layers < (1 << 20), "w must hold 1 or more layers, got ", layers);
+  TORCH_CHECK(w.size(1) == width && w.size(2) == width, "w is ", w.sizes(), ": want [layers, ", width, ", ", width, "]");
+  TORCH_CHECK(bias.size(0) == layers && bias.size(1) == width, "bias is ", bias.sizes(), ": want [", layers, ", ",
+              width, "]");
+  TORCH_CHECK(x.device() == w.device() && x.device() == bias.device(), "x, w and bias must be on one device");
+  for (const auto* t : {&x, &w, &bias})  // the kernels' float4 loads of rows
+    TORCH_CHECK(reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 == 0, "x, w and bias must be 16-byte aligned");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto out = torch::empty_like(x);
+  auto scratch = torch::empty_like(x);
+  auto arrived = torch::empty({layers}, x.options().dtype(torch::kInt32));
+  check_launch(launch(ptr<float>(w), ptr<float>(bias), ptr<float>(x), mut<float>(out), mut<float>(scratch),
+                      reinterpret_cast<unsigned*>(arrived.data_ptr()), int(batch), int(width), int(layers), stream()),
+               what);
+  return out;
+}
+
+}  // namespace
+
+void bind_megakernel(py::module_& m) {
+  m.def("tanh_chain_per_layer", [](const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
+    return tanh_chain(x, w, bias, launch_tanh_chain_per_layer, "tanh_chain_per_layer");
+  });
+  m.def("tanh_chain_graph", [](const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
+    return tanh_chain(x, w, bias, launch_tanh_chain_graph, "tanh_chain_graph");
+  });
+  m.def("tanh_chain_grid_sync", [](const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
+    return tanh_chain(x, w, bias, launch_tanh_chain_grid_sync, "tanh_chain_grid_sync (cooperative launch)");
+  });
+  m.def("tanh_chain_split_barrier", [](const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
+    return tanh_chain(x, w, bias, launch_tanh_chain_split_barrier, "tanh_chain_split_barrier (cooperative launch)");
+  });
 }

@@ -55,3 +55,19 @@ cudaError_t launch_gemm_fp8_ws_persistent_mma_overlap(const uint8_t* a, const ui
                                                       const float* scale_b, uint16_t* c, int m, int n, int k,
                                                       cudaStream_t stream);
 }
+
+// ---- megakernel.cu: a chain of `layers` small layers, h <- tanh(W_l h + b_l), for x[batch, width] (batch <= 8),
+// w[layers, width, width] and bias[layers, width], all fp32; the result in out, scratch[batch, width] as the second
+// buffer, arrived[layers] as the split-barrier kernel's counters (the others ignore it). One launch per layer;
+// those launches as a CUDA graph; one cooperative launch with grid.sync(); one with per-layer arrival counters.
+extern "C" {
+cudaError_t launch_tanh_chain_per_layer(const float* w, const float* bias, const float* x, float* out, float* scratch,
+                                        unsigned* arrived, int batch, int width, int layers, cudaStream_t stream);
+cudaError_t launch_tanh_chain_graph(const float* w, const float* bias, const float* x, float* out, float* scratch,
+                                    unsigned* arrived, int batch, int width, int layers, cudaStream_t stream);
+cudaError_t launch_tanh_chain_grid_sync(const float* w, const float* bias, const float* x, float* out, float* scratch,
+                                        unsigned* arrived, int batch, int width, int layers, cudaStream_t stream);
+cudaError_t launch_tanh_chain_split_barrier(const float* w, const float* bias, const float* x, float* out,
+                                            float* scratch, unsigned* arrived, int batch, int width, int layers,
+                                            cudaStream_t stream);
+}
