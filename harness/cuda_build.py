@@ -290,8 +290,8 @@ def nvcc_command(path: Path, out: Path, archs: tuple[str, ...] = CI_ARCHS, nvcc:
     text = Path(path).read_text()
     library_flags, _ = library_includes([text])
     return [nvcc, "-c", *NVCC_FLAGS, "-std=c++17", "--threads", "0", *TORCH_NVCC_DEFINES, "-I", str(INCLUDE_DIR),
-            *library_flags, *(gencode(a) for a in ci_archs(text, archs)), *(["-DAISP_STANDALONE"] if has_standalone_main(text) else []),
-            str(path), "-o", str(out)]
+            *library_flags, *(gencode(a) for a in ci_archs(text, archs)),
+            *(["-DAISP_STANDALONE"] if has_standalone_main(text) else []), str(path), "-o", str(out)]
 
 
 def compile_cu(path: Path, out_dir: Path, archs: tuple[str, ...] = CI_ARCHS, nvcc: str | None = None,
