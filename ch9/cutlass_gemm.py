@@ -9,9 +9,10 @@ ch9/cutlass_kernels/, each about a minute of nvcc.
     mma.sync m16n8k16, 3-stage cp.async ring). It runs on any GPU from sm_80 on; on Hopper it is what a
     portable tensor-core kernel gets. ch9's own WMMA kernel would be a strawman against a library kernel.
   - optimized `cutlass3_sm90_tma_ws`: CUTLASS 3's CollectiveBuilder for sm_90a: TMA loads, wgmma, a
-    warp-specialized "cooperative" persistent kernel (a producer warp, two consumer warpgroups on one
-    128x256 tile), clusters of 2 along M with the shared B tile multicast, TMA-store epilogue. The same
-    ideas ch10/hopper_gemm.py builds by hand, here assembled by the library. Compute capability 9.0 only.
+    warp-specialized "cooperative" persistent kernel (a producer warpgroup issuing TMA, two consumer
+    warpgroups on one 128x256 tile), clusters of 2 along M with the shared B tile multicast, TMA-store
+    epilogue. The ideas ch10/hopper_gemm.py builds by hand, assembled by the library. Compute capability
+    9.0 only.
   - reference `torch_matmul_bf16`: cuBLAS (`a @ b.T`). Claim: CUTLASS 3 within 10% of it (targets.toml).
 Both CUTLASS kernels need K and N to be multiples of 8 (16-byte rows for TMA and cp.async); other shapes
 (the `ragged` distribution) are zero-padded to them here, which costs a copy of A and B and is only

@@ -3,8 +3,8 @@
 // aisp: ci-archs sm_90a
 // A CUTLASS 3 bf16 GEMM for Hopper: C[M, N] = A[M, K] @ B[N, K]^T, both operands K-major (nn.Linear's
 // layout), fp32 accumulation, bf16 C. One instantiation, put together by CUTLASS's CollectiveBuilders:
-//   mainloop: TMA loads into swizzled shared memory, wgmma, a multi-stage mbarrier ring, a producer warp
-//             and two consumer warpgroups ("cooperative": both consumers share one 128x256 tile);
+//   mainloop: TMA loads into swizzled shared memory, wgmma, a multi-stage mbarrier ring, a producer
+//             warpgroup issuing TMA and two consumer warpgroups ("cooperative": both consumers share one 128x256 tile);
 //   kernel:   persistent (grid = SMs, each CTA loops over tiles), clusters of 2 CTAs along M that
 //             multicast the B tile they share;
 //   epilogue: TMA stores, no C source read (beta = 0: ElementC = void).
