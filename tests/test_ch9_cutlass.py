@@ -140,3 +140,14 @@ def test_a_set_up_venv_has_the_headers():
     if not stamp.exists() or not stamp.read_text().startswith(current.hexdigest()[:16]):
         pytest.skip(f"{sys.prefix} was not set up by setup.sh with these requirements")
     assert importlib.util.find_spec("cutlass_library"), "setup.sh ran but nvidia-cutlass is missing"
+
+
+def test_gpu_script_is_executable_and_names_real_files():
+    import re
+
+    path = REPO_ROOT / "ch9" / "gpu_check_cutlass.sh"
+    assert path.stat().st_mode & 0o111, "gpu_check_cutlass.sh must be executable"
+    text = path.read_text()
+    for name in re.findall(r"\b((?:ch9|tests)/[\w/]+\.py)\b", text):
+        assert (REPO_ROOT / name).exists(), name
+    assert "ch9/cutlass_gemm" in text and "--max-time 0.5" in text
