@@ -47,7 +47,7 @@ for size in small full; do
 done
 CUOBJDUMP=$(command -v cuobjdump || echo "${CUDA_HOME:-/usr/local/cuda}/bin/cuobjdump")
 timed sass 60 bash -c 'set -o pipefail; so=$(ls -t build/extensions/aisp_ch9_cutlass_kernels-*/*.so | head -1)
-echo "$so"; "'"$CUOBJDUMP"'" --dump-sass "$so" | grep -oE "\b(HGMMA|HMMA)\.[A-Z0-9_.]+" | sort | uniq -c \
+echo "$so"; "'"$CUOBJDUMP"'" --dump-sass "$so" | grep -oE "\b(HGMMA|HMMA)\.[A-Za-z0-9_.]+" | sort | uniq -c \
     | tee "'"$OUT"'/sass_mma.txt"'
 
 echo "=== summary: ${#failed[@]} step(s) failed${failed:+: ${failed[*]}}${skipped:+; skipped: ${skipped[*]}}" | tee -a "$LOG"
