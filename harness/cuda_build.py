@@ -16,8 +16,8 @@ The layout every CUDA example follows:
   (and CI) then add that library's include folders, found in its installed Python package (CUTLASS: the
   ``nvidia-cutlass`` wheel's ``cutlass_library``), or stop with a one-line CudaBuildError naming the wheel.
 * CI compiles a ``.cu`` for sm_80, sm_90 and sm_100 plus its marked targets, unless a line
-  ``// aisp: ci-archs sm_90a`` lists the only targets CI compiles it for: a CUTLASS kernel costs about a
-  minute of nvcc per target, and where its code runs on one target the others add time, not checks.
+  ``// aisp: ci-archs sm_90a`` lists the only targets CI compiles it for: a CUTLASS instantiation costs up to
+  a minute of nvcc, and each further target (an empty stub, or the same code again) adds time, not checks.
 * A ``.cu`` may carry ``#ifdef AISP_STANDALONE ... int main() ... #endif``: a program that runs and
   checks itself (``nvcc -DAISP_STANDALONE -o prog file.cu && ./prog``); CI compiles it with that macro.
 
