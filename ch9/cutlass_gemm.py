@@ -4,7 +4,7 @@ C = A @ B.T with A [M, K] and B [N, K] in bf16 (nn.Linear's layout: both operand
 ch10/hopper_gemm.py), fp32 accumulation, bf16 C. The route is CUTLASS's C++ headers (the `nvidia-cutlass`
 wheel, 6.4 MB, header-only; `// aisp: include cutlass` in a .cu puts them on nvcc's include path), not the
 CuTe Python DSL (its CUDA 13 libraries are a 92 MB wheel): two template instantiations, one per .cu file in
-ch9/cutlass_kernels/, each about a minute of nvcc.
+ch9/cutlass_kernels/ (the Hopper one about a minute of nvcc, the 2.x one seconds).
   - baseline `cutlass2_sm80`: `cutlass::gemm::device::Gemm`, the Ampere design (128x256x64 block tile,
     mma.sync m16n8k16, 3-stage cp.async ring). It runs on any GPU from sm_80 on; on Hopper it is what a
     portable tensor-core kernel gets. ch9's own WMMA kernel would be a strawman against a library kernel.
@@ -20,8 +20,8 @@ verified, not the timed case. Tolerance as in ch10 (rtol 1.6e-2, atol 3e-2; see 
 
 Bound: 2*8192^3 = 1.1 TFLOP at full size: 1.4-1.6 ms at the H200's ~700-790 TFLOP/s dense bf16 peak
 (benchmark_peak.py); bytes, 384 MiB once each, 0.08 ms at 4.8 TB/s: compute-bound by 20x. mma.sync on
-Hopper reaches well under the wgmma peak (one warp's instruction, fed from registers), which is the gap
-the baseline shows.
+Hopper is expected well under the wgmma peak (a warp's instruction with operands staged through registers,
+no TMA to overlap loads with math): the gap the baseline is there to measure.
 """
 import torch
 import torch.nn.functional as F
