@@ -78,8 +78,8 @@ fi
 
 step="install requirements"
 say "installing the other requirements"
-pip_install $(grep -vE '^(#|$|torch==|triton==|holistictraceanalysis==)' requirements.txt)
-pip_install --no-deps "$(grep -E '^holistictraceanalysis==' requirements.txt)"
+pip_install $(grep -vE '^(#|$|torch==|triton==|holistictraceanalysis==|nvidia-cutlass==)' requirements.txt)
+pip_install --no-deps $(grep -E '^(holistictraceanalysis|nvidia-cutlass)==' requirements.txt)
 
 step="make the repository importable"
 # A .pth file puts this folder on the venv's path, so `python ch1/<example>.py` finds `harness`.

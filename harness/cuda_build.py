@@ -12,6 +12,12 @@ The layout every CUDA example follows:
   device, dtype and layout, passing the current stream). Only it needs torch's headers.
 * A ``.cu`` that needs an arch-specific target (wgmma, setmaxnreg: ``sm_90a``) says so in a line
   ``// aisp: arch sm_90a``; CI adds that target, and a build on that GPU uses it.
+* A ``.cu`` that includes a header-only library says so in a line ``// aisp: include cutlass``; the build
+  (and CI) then add that library's include folders, found in its installed Python package (CUTLASS: the
+  ``nvidia-cutlass`` wheel's ``cutlass_library``), or stop with a one-line CudaBuildError naming the wheel.
+* CI compiles a ``.cu`` for sm_80, sm_90 and sm_100 plus its marked targets, unless a line
+  ``// aisp: ci-archs sm_90a`` lists the only targets CI compiles it for: a CUTLASS instantiation costs up to
+  a minute of nvcc, and each further target (an empty stub, or the same code again) adds time, not checks.
 * A ``.cu`` may carry ``#ifdef AISP_STANDALONE ... int main() ... #endif``: a program that runs and
   checks itself (``nvcc -DAISP_STANDALONE -o prog file.cu && ./prog``); CI compiles it with that macro.
 
@@ -24,6 +30,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
+import importlib.util
 import os
 import platform
 import re
@@ -45,6 +53,8 @@ NVCC_FLAGS = ("-O3", "-lineinfo")  # -lineinfo: ncu can map stalls to source lin
 
 _ARCH_MARK = re.compile(r"^\s*//\s*aisp:\s*arch\s+(.+?)\s*$", re.M)
 _ARCH_NAME = re.compile(r"^sm_(\d+)(a?)$")
+_INCLUDE_MARK = re.compile(r"^\s*//\s*aisp:\s*include\s+(.+?)\s*$", re.M)
+_CI_ARCHS_MARK = re.compile(r"^\s*//\s*aisp:\s*ci-archs\s+(.+?)\s*$", re.M)
 
 
 class CudaBuildError(RuntimeError):
@@ -60,6 +70,58 @@ def arch_markers(text: str) -> list[str]:
         if not _ARCH_NAME.match(arch):
             raise CudaBuildError(f"bad arch marker {arch!r}: write it like sm_90a")
     return archs
+
+
+def ci_archs(text: str, archs: tuple[str, ...] = CI_ARCHS) -> list[str]:
+    """The targets CI compiles a .cu for: `archs` plus its arch markers, or exactly those listed in its
+    `// aisp: ci-archs ...` lines."""
+    only = [a for line in _CI_ARCHS_MARK.findall(text) for a in line.replace(",", " ").split()]
+    for arch in only:
+        if not _ARCH_NAME.match(arch):
+            raise CudaBuildError(f"bad ci-archs marker {arch!r}: write it like sm_90a")
+    return list(dict.fromkeys(only or [*archs, *arch_markers(text)]))
+
+
+def cutlass_include_dirs(package: str = "cutlass_library") -> tuple[list[Path], str]:
+    """CUTLASS's header folders (cutlass/, cute/, and cutlass/util/ from its tools) and its version, from the
+    installed `nvidia-cutlass` wheel, whose `cutlass_library` package carries the C++ sources."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CudaBuildError(f"this kernel needs the CUTLASS headers: pip install nvidia-cutlass "
+                             f"(its {package} package carries them), then build again")
+    source = Path(list(spec.submodule_search_locations)[0]) / "source"
+    dirs = [source / "include", source / "tools" / "util" / "include"]
+    if not (dirs[0] / "cutlass" / "cutlass.h").exists():
+        raise CudaBuildError(f"{package} at {source.parent} has no source/include/cutlass/cutlass.h: "
+                             "reinstall nvidia-cutlass")
+    try:
+        version = importlib.metadata.version("nvidia-cutlass")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return dirs, version
+
+
+LIBRARIES = {"cutlass": cutlass_include_dirs}  # `// aisp: include NAME` -> () -> (include folders, version)
+
+
+def include_markers(text: str) -> list[str]:
+    """Header-only libraries a .cu asks for with `// aisp: include cutlass`."""
+    names = [n for line in _INCLUDE_MARK.findall(text) for n in line.replace(",", " ").split()]
+    for name in names:
+        if name not in LIBRARIES:
+            raise CudaBuildError(f"unknown library {name!r} in an `// aisp: include` line: known are "
+                                 f"{', '.join(sorted(LIBRARIES))}")
+    return list(dict.fromkeys(names))
+
+
+def library_includes(texts: list[str]) -> tuple[list[str], list[str]]:
+    """nvcc's -I flags for the libraries the sources ask for, and 'name version' strings for the cache key."""
+    flags, versions = [], []
+    for name in dict.fromkeys(n for text in texts for n in include_markers(text)):
+        dirs, version = LIBRARIES[name]()
+        flags += [f"-I{d}" for d in dirs]
+        versions.append(f"{name} {version}")
+    return flags, versions
 
 
 def has_standalone_main(text: str) -> bool:
@@ -164,12 +226,14 @@ def load(name: str, sources: list[str | Path], *, extra_cuda_cflags: list[str] =
     if missing:
         raise CudaBuildError(f"{name}: missing source files {', '.join(missing)}")
     nvcc = _check_toolchain()
-    markers = [a for s in sources if s.suffix == ".cu" for a in arch_markers(s.read_text())]
+    texts = [s.read_text() for s in sources if s.suffix == ".cu"]
+    markers = [a for text in texts for a in arch_markers(text)]
     arch = device_arch(torch.cuda.get_device_capability(), markers)
-    cuda_flags = [*NVCC_FLAGS, gencode(arch), *extra_cuda_cflags]
+    library_flags, library_versions = library_includes(texts)
+    cuda_flags = [*NVCC_FLAGS, gencode(arch), *library_flags, *extra_cuda_cflags]
     cflags = ["-O3", *extra_cflags]
     key = build_key(_key_files(sources), compiler=nvcc_version(nvcc), torch_version=torch.__version__,
-                    python=platform.python_version(), arch=arch, flags=cuda_flags + cflags)
+                    python=platform.python_version(), arch=arch, flags=cuda_flags + cflags + library_versions)
     folder = build_dir(name, key)
     folder.mkdir(parents=True, exist_ok=True)
     if verbose is None:
@@ -221,12 +285,13 @@ def extension_dirs(root: Path = REPO_ROOT) -> list[Path]:
 
 def nvcc_command(path: Path, out: Path, archs: tuple[str, ...] = CI_ARCHS, nvcc: str = "nvcc") -> list[str]:
     """One nvcc call that compiles `path` to the object `out` for every arch in `archs`, plus the
-    arch-specific targets the file asks for, with -DAISP_STANDALONE when it has a standalone main."""
+    arch-specific targets the file asks for (or only its `ci-archs`), with the include folders of the
+    libraries it names, and -DAISP_STANDALONE when it has a standalone main."""
     text = Path(path).read_text()
-    targets = list(dict.fromkeys([*archs, *arch_markers(text)]))
+    library_flags, _ = library_includes([text])
     return [nvcc, "-c", *NVCC_FLAGS, "-std=c++17", "--threads", "0", *TORCH_NVCC_DEFINES, "-I", str(INCLUDE_DIR),
-            *(gencode(a) for a in targets), *(["-DAISP_STANDALONE"] if has_standalone_main(text) else []),
-            str(path), "-o", str(out)]
+            *library_flags, *(gencode(a) for a in ci_archs(text, archs)),
+            *(["-DAISP_STANDALONE"] if has_standalone_main(text) else []), str(path), "-o", str(out)]
 
 
 def compile_cu(path: Path, out_dir: Path, archs: tuple[str, ...] = CI_ARCHS, nvcc: str | None = None,
