@@ -57,7 +57,7 @@ for name in ("torchao", "hta", "pandas", "numpy", "plotly", "matplotlib"):
 if [ "$PART" = all ] || [ "$PART" = hta ]; then
 timed profile_train_step 120 "$PY" -m ch13.profile_train_step --size full --steps 3 \
     --json "$OUT/profile_train_step.json" --trace-dir "$OUT/traces"
-timed hta_report 150 "$PY" -m ch13.hta_report "$OUT/traces" --out "$OUT/hta"
+timed hta_report 150 "$PY" -m ch13.hta_report "$OUT/traces" --out "$OUT/hta" --profile-json "$OUT/profile_train_step.json"
 fi
 if [ "$PART" = all ] || [ "$PART" = eager ]; then
 timed fp8_training_eager 270 "$PY" -m ch13.fp8_training --size full --steps 150 --out "$OUT/fp8_eager"

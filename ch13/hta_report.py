@@ -157,17 +157,49 @@ def text(result: dict) -> str:
     return "\n".join(lines)
 
 
+def traces_provenance(profile_json: Path | None) -> dict:
+    """Where the traces came from: the profiling run's provenance when its JSON is given (the GPU, the git SHA),
+    else this machine's (the analysis itself runs on the CPU)."""
+    if profile_json is not None and profile_json.is_file():
+        return {**json.loads(profile_json.read_text()).get("provenance", {}), "analysed_by": "ch13.hta_report"}
+    import torch
+
+    from harness.device import provenance
+    return provenance(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def rows(result: dict) -> list[dict]:
+    """One flat row per variant: ours beside HTA's headline (README tables)."""
+    out = []
+    for name, row in result["variants"].items():
+        idle = row["ours"]["gpu_idle_fraction"]
+        flat = {"variant": name, "ours_gpu_idle_pct": None if idle is None else round(100 * idle, 2)}
+        hta = row.get("hta") or {}
+        if hta.get("status") == "ok":
+            h, cat = hta["headline"], hta.get("idle_ms_by_category") or {}
+            flat.update({"hta_compute_pct": h.get("compute_pct"), "hta_idle_pct": h.get("idle_pct"),
+                         "hta_idle_mostly": h.get("idle_main_cause"),
+                         **{f"idle_{k}_ms": round(v, 2) for k, v in cat.items()}})
+        elif hta:
+            flat["hta"] = f"{hta.get('status')}: {hta.get('reason')}"
+        out.append(flat)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trace_dir", type=Path, help="the --trace-dir of profile_train_step")
     parser.add_argument("--out", type=Path, help="default: <trace_dir>/../hta")
+    parser.add_argument("--profile-json", type=Path,
+                        help="profile_train_step's --json for these traces: its provenance is the traces' own")
     args = parser.parse_args(argv)
     if not args.trace_dir.is_dir() or not any(args.trace_dir.glob("*.json*")):
         print(f"hta_report: {args.trace_dir} is not a folder of traces", file=sys.stderr)
         return 2
     out = args.out or args.trace_dir.parent / "hta"
     out.mkdir(parents=True, exist_ok=True)
-    result = report(args.trace_dir, out)
+    result = {"provenance": traces_provenance(args.profile_json), **report(args.trace_dir, out)}
+    result["rows"] = rows(result)
     why_not = draw(result, out / "hta_breakdown.png")
     result["picture"] = "hta_breakdown.png" if why_not is None else f"skipped: {why_not}"
     (out / "hta_report.json").write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -262,6 +262,10 @@ def test_hta_report_without_hta_says_so_and_keeps_our_summary(tmp_path, monkeypa
     assert result["hta"].startswith("not installed")
     assert result["variants"]["baseline"]["ours"]["gpu_idle_fraction"] == pytest.approx(0.5)
     assert "hta" not in result["variants"]["baseline"] and result["picture"].startswith("skipped")
+    assert result["rows"][0]["ours_gpu_idle_pct"] == pytest.approx(50.0) and "git_sha" in result["provenance"]
+    (tmp_path / "p.json").write_text(json.dumps({"provenance": {"git_sha": "feed123"}}))
+    assert hr.main([str(folder), "--out", str(tmp_path / "hta2"), "--profile-json", str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "hta2" / "hta_report.json").read_text())["provenance"]["git_sha"] == "feed123"
     assert hr.idle_by_category({"analyses": {"idle": {"idle_time": [
         {"idle_category": "host_wait", "idle_time": 1500.0}, {"idle_category": "kernel_wait", "idle_time": 500.0}]}}}) \
         == {"host_wait": 1.5, "kernel_wait": 0.5, "other": 0.0}
