@@ -20,7 +20,7 @@ def _cell(v) -> str:
     if isinstance(v, bool):
         return "yes" if v else "NO"
     if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.0f}"
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
     return str(v).replace("|", "/").replace("\n", " ")
 
 
@@ -30,7 +30,16 @@ def rows_of(value) -> list[dict]:
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
         return [{"name": k, **v} for k, v in value.items()]
     if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-        return value
+        # a row holding its own rows (a kernel's timings per size): one row each, under the parent's scalars
+        out = []
+        for r in value:
+            inner = r.get("rows")
+            if isinstance(inner, list) and inner and all(isinstance(x, dict) for x in inner):
+                parent = {k: v for k, v in r.items() if not isinstance(v, (list, dict))}
+                out += [{**parent, **x} for x in inner]
+            else:
+                out.append(r)
+        return out
     return []
 
 

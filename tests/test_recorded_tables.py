@@ -15,6 +15,8 @@ def test_rows_as_list_and_as_dict_and_scalars_only(tmp_path):
         {"run": "fp8", "median_step_ms": 298.0, "losses": [1.0, 0.9], "tracks_bf16": False}]}))
     (run / "steps.json").write_text(json.dumps({"provenance": PROV, "variants": {"eager": {"ms": 2.5}},
                                                 "explain": {"a": {"graphs": 3}}, "note": "x"}))
+    (run / "sweep.json").write_text(json.dumps({"provenance": PROV, "results": [
+        {"kernel": "k1", "correct": True, "checks": [{"ok": True}], "rows": [{"n": 4096, "ms": 0.24}, {"n": 8192, "ms": 1.5}]}]}))
     (run / "curve.png").write_bytes(b"\x89PNG")
     (run / "not_a_run.json").write_text(json.dumps({"rows": [{"a": 1}]}))   # no provenance: not shown
     text = recorded.block(tmp_path)
@@ -23,6 +25,7 @@ def test_rows_as_list_and_as_dict_and_scalars_only(tmp_path):
     assert "| bf16 | 145 | yes |" in text and "| fp8 | 298 | NO |" in text
     assert "**steps: variants**" in text and "| eager | 2.5 |" in text and "**steps: explain**" in text
     assert "![curve](recorded/h200-2026-11-30/curve.png)" in text
+    assert "| kernel | correct | n | ms |" in text and "| k1 | yes | 8192 | 1.5 |" in text   # nested rows, flattened
     assert "not_a_run" not in text
 
 
