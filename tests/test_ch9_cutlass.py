@@ -117,7 +117,7 @@ def test_cutlass_kernels_at_edge_shapes(mnk):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     pytest.importorskip("cutlass_library", reason="needs the nvidia-cutlass wheel (its headers)")
-    from ch9.cutlass_kernels import ext
+    from ch9.cutlass_kernels import gemm
 
     m, n, k = mnk
     g = torch.Generator(device="cuda").manual_seed(m * n + k)
@@ -126,10 +126,24 @@ def test_cutlass_kernels_at_edge_shapes(mnk):
     want = (a.double() @ b.double().T).float()
     names = ["gemm_sm80"] + (["gemm_sm90"] if torch.cuda.get_device_capability() == (9, 0) else [])
     for name in names:
-        got = getattr(ext(), name)(a, b).float()
+        got = gemm(name, a, b).float()
         torch.testing.assert_close(got, want, rtol=1.6e-2, atol=3e-2 * k ** 0.5, msg=name)
-        with pytest.raises(RuntimeError, match="multiples of 8"):
-            getattr(ext(), name)(a[:, : k - 1].contiguous(), b[:, : k - 1].contiguous())
+        with pytest.raises(ValueError, match="multiples of 8"):   # refused in Python: see ch9/cutlass_kernels
+            gemm(name, a[:, : k - 1].contiguous(), b[:, : k - 1].contiguous())
+
+
+def test_bad_arguments_are_refused_before_the_extension(monkeypatch):
+    """Every precondition is checked in Python: the extension's own C++ checks crashed the process on the H200."""
+    import ch9.cutlass_kernels as ck
+
+    monkeypatch.setattr(ck, "ext", lambda: pytest.fail("the extension was reached"))
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    a, b = torch.zeros(16, 16, dtype=torch.bfloat16), torch.zeros(8, 16, dtype=torch.bfloat16)
+    for args, why in [(("gemm_sm70", a, b), "no CUTLASS kernel"), (("gemm_sm80", a.float(), b), "2-D bfloat16"),
+                      (("gemm_sm80", a[:, :8], b[:, :8]), "contiguous"), (("gemm_sm80", a, b[:, :8].contiguous()), "K differs"),
+                      (("gemm_sm80", a, b[:7].contiguous()), "multiples of 8")]:
+        with pytest.raises(ValueError, match=why):
+            ck.gemm(*args)
 
 
 def test_a_set_up_venv_has_the_headers():
