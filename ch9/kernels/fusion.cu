@@ -2,9 +2,9 @@
 //   l2norm_fused          out[r, :] = x[r, :] / max(||x[r, :]||, 1e-12): one warp per row, sum of squares in
 //                         fp32, a warp reduction, then the row scaled; the row's second read hits L1/L2, so
 //                         DRAM sees one read and one write (PyTorch eager: a reduction kernel, then a divide)
-//   l2norm_fused_regs     the same with the row held in registers: every lane issues all its 16-byte loads
-//                         before the reduction (up to 16 per lane: rows of up to 4096 bf16), so x is read once
-//                         from DRAM with many loads in flight, and the scaling reads registers, not L1/L2
+//   l2norm_fused_regs     the same with the row held in registers of a 128-thread block: every thread issues
+//                         all its 16-byte loads before the reduction (up to 8: rows of up to 8192 bf16), so x
+//                         is read once from DRAM with many loads in flight, and the scaling reads registers
 //   bias_gelu_residual    out = gelu(x + bias) + residual (erf GELU): one read of x and residual, one write
 //                         (PyTorch eager: three kernels, three reads and writes of the whole tensor)
 //   bias_gelu_residual_rows  the same with each thread owning 8 columns (its bias loaded once, no 64-bit
@@ -113,33 +113,43 @@ __global__ void __launch_bounds__(kBlock) bias_gelu_residual(const bf16* __restr
   }
 }
 
-// kPerLane 16-byte vectors per lane, all loaded before any arithmetic: a row of up to kPerLane * 256 bf16.
-template <int kPerLane>
-__global__ void __launch_bounds__(kBlock) l2norm_fused_regs(const bf16* __restrict__ x, bf16* __restrict__ out,
-                                                            int64_t rows, int cols8) {
-  const int lane = threadIdx.x % 32;
-  for (int64_t r = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32; r < rows;
-       r += int64_t(gridDim.x) * kRowsPerBlock) {
+// A block of kRowThreads holds a row in registers, kPer 16-byte vectors a thread (rows of up to
+// kPer * kRowThreads * 8 bf16), all loaded before any arithmetic; the four warps' sums meet in shared memory.
+// A warp holding a whole 4096-element row needed 161 registers a thread: one block per SM, 11% occupancy (ncu).
+constexpr int kRowThreads = 128;
+
+template <int kPer>
+__global__ void __launch_bounds__(kRowThreads) l2norm_fused_regs(const bf16* __restrict__ x, bf16* __restrict__ out,
+                                                                 int64_t rows, int cols8) {
+  __shared__ float warp_sums[kRowThreads / 32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const uint4* xv = reinterpret_cast<const uint4*>(x + r * cols8 * 8);
-    uint4 v[kPerLane];
+    uint4 v[kPer];
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int c = lane + 32 * i;
+    for (int i = 0; i < kPer; ++i) {
+      const int c = threadIdx.x + kRowThreads * i;
       v[i] = c < cols8 ? xv[c] : make_uint4(0u, 0u, 0u, 0u);  // bf16 zeros add nothing to the sum
     }
     float ss = 0.f;
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
+    for (int i = 0; i < kPer; ++i) {
       float f[8];
       unpack(v[i], f);
 #pragma unroll
       for (int e = 0; e < 8; ++e) ss = fmaf(f[e], f[e], ss);
     }
-    const float inv = 1.f / fmaxf(sqrtf(warp_sum(ss)), 1e-12f);
+    ss = warp_sum(ss);
+    if (lane == 0) warp_sums[warp] = ss;
+    __syncthreads();
+    float total = 0.f;
+#pragma unroll
+    for (int w = 0; w < kRowThreads / 32; ++w) total += warp_sums[w];
+    const float inv = 1.f / fmaxf(sqrtf(total), 1e-12f);
     uint4* ov = reinterpret_cast<uint4*>(out + r * cols8 * 8);
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int c = lane + 32 * i;
+    for (int i = 0; i < kPer; ++i) {
+      const int c = threadIdx.x + kRowThreads * i;
       if (c < cols8) {
         float f[8];
         unpack(v[i], f);
@@ -148,6 +158,7 @@ __global__ void __launch_bounds__(kBlock) l2norm_fused_regs(const bf16* __restri
         ov[c] = pack(f);
       }
     }
+    __syncthreads();  // warp_sums is the next row's
   }
 }
 
@@ -224,19 +235,17 @@ extern "C" cudaError_t launch_bias_gelu_residual(const uint16_t* x, const uint16
 extern "C" cudaError_t launch_l2norm_fused_regs(const uint16_t* x, uint16_t* out, int64_t rows, int64_t cols,
                                                 cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return cudaSuccess;
-  const int64_t per_lane = ceil_div(cols / 8, 32);
-  if (cols % 8 != 0 || per_lane > 16 || !aligned16(x) || !aligned16(out))
+  const int64_t per_thread = ceil_div(cols / 8, kRowThreads);
+  if (cols % 8 != 0 || per_thread > 8 || !aligned16(x) || !aligned16(out))
     return launch_l2norm_fused(x, out, rows, cols, stream);  // ragged or longer rows: the loop kernel
   const auto* px = reinterpret_cast<const bf16*>(x);
   auto* po = reinterpret_cast<bf16*>(out);
-  const int64_t want = ceil_div(rows, kRowsPerBlock);
-  const unsigned grid = unsigned(want < (1 << 30) ? want : (1 << 30));
+  const unsigned grid = unsigned(rows < (1 << 30) ? rows : (1 << 30));  // a block per row
   const int cols8 = int(cols / 8);
-  if (per_lane <= 1) l2norm_fused_regs<1><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
-  else if (per_lane <= 2) l2norm_fused_regs<2><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
-  else if (per_lane <= 4) l2norm_fused_regs<4><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
-  else if (per_lane <= 8) l2norm_fused_regs<8><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
-  else l2norm_fused_regs<16><<<grid, kBlock, 0, stream>>>(px, po, rows, cols8);
+  if (per_thread <= 1) l2norm_fused_regs<1><<<grid, kRowThreads, 0, stream>>>(px, po, rows, cols8);
+  else if (per_thread <= 2) l2norm_fused_regs<2><<<grid, kRowThreads, 0, stream>>>(px, po, rows, cols8);
+  else if (per_thread <= 4) l2norm_fused_regs<4><<<grid, kRowThreads, 0, stream>>>(px, po, rows, cols8);
+  else l2norm_fused_regs<8><<<grid, kRowThreads, 0, stream>>>(px, po, rows, cols8);
   return cudaGetLastError();
 }
 

@@ -23,7 +23,7 @@ cudaError_t launch_gemm_bf16_wmma(const uint16_t* a, const uint16_t* b, uint16_t
                                   cudaStream_t stream);
 // fusion.cu: out[r, :] = x[r, :] / max(||x[r, :]||_2, 1e-12), bf16 in and out, fp32 arithmetic
 cudaError_t launch_l2norm_fused(const uint16_t* x, uint16_t* out, int64_t rows, int64_t cols, cudaStream_t stream);
-// the same with the row in registers (rows of up to 4096 elements, a multiple of 8; else launch_l2norm_fused)
+// the same with the row in a block's registers (rows of up to 8192 elements, a multiple of 8; else launch_l2norm_fused)
 cudaError_t launch_l2norm_fused_regs(const uint16_t* x, uint16_t* out, int64_t rows, int64_t cols,
                                      cudaStream_t stream);
 // fusion.cu: out = gelu(x + bias) + residual (erf GELU) over [rows, cols] bf16, bias [cols]
