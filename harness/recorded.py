@@ -24,6 +24,11 @@ def _cell(v) -> str:
     return str(v).replace("|", "/").replace("\n", " ")
 
 
+def _scalar(v) -> bool:
+    """A value for a table cell: scalars only; a path (a trace on the machine that ran it) means nothing here."""
+    return v is None or isinstance(v, (int, float, bool)) or (isinstance(v, str) and not v.startswith("/"))
+
+
 def rows_of(value) -> list[dict]:
     """A field's rows as a list of dicts ([] when it holds none); a dict of dicts keyed by name gets that name
     as its first column."""
@@ -54,7 +59,7 @@ def tables(doc: dict, title: str) -> list[str]:
     out = []
     for key, value in doc.items():
         rows = rows_of(value) if key != "provenance" else []
-        if rows:
+        if any(k != "name" and _scalar(v) for r in rows for k, v in r.items()):   # not names alone
             head = title if key == "rows" else f"{title}: {key}"
             out.append(table(rows, head, doc if not out else None))
     return out
@@ -63,9 +68,7 @@ def tables(doc: dict, title: str) -> list[str]:
 def table(rows: list[dict], title: str, doc: dict | None) -> str:
     cols: list[str] = []
     for r in rows:
-        # scalars only; a path (a trace on the machine that ran it) means nothing here
-        cols += [k for k, v in r.items() if k not in cols and (v is None or isinstance(v, (int, float, bool))
-                                                                or (isinstance(v, str) and not v.startswith("/")))]
+        cols += [k for k, v in r.items() if k not in cols and _scalar(v)]
     cols = cols[:MAX_COLUMNS]
     head = f"**{title}**"
     if doc is not None:

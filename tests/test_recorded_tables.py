@@ -14,6 +14,7 @@ def test_rows_as_list_and_as_dict_and_scalars_only(tmp_path):
         {"run": "bf16", "median_step_ms": 145.04, "losses": [1.0, 0.9], "tracks_bf16": True, "trace": "/tmp/t.gz"},
         {"run": "fp8", "median_step_ms": 298.0, "losses": [1.0, 0.9], "tracks_bf16": False}]}))
     (run / "steps.json").write_text(json.dumps({"provenance": PROV, "variants": {"eager": {"ms": 2.5}},
+                                                "nested": {"a": {"inner": {"x": 1}}},
                                                 "explain": {"a": {"graphs": 3}}, "note": "x"}))
     (run / "sweep.json").write_text(json.dumps({"provenance": PROV, "results": [
         {"kernel": "k1", "correct": True, "checks": [{"ok": True}], "rows": [{"n": 4096, "ms": 0.24}, {"n": 8192, "ms": 1.5}]}]}))
@@ -24,6 +25,7 @@ def test_rows_as_list_and_as_dict_and_scalars_only(tmp_path):
     assert "| run | median_step_ms | tracks_bf16 |" in text          # no list column, no path column
     assert "| bf16 | 145 | yes |" in text and "| fp8 | 298 | NO |" in text
     assert "**steps: variants**" in text and "| eager | 2.5 |" in text and "**steps: explain**" in text
+    assert "steps: nested" not in text                              # a table of names alone is left out
     assert "![curve](recorded/h200-2026-11-30/curve.png)" in text
     assert "| kernel | correct | n | ms |" in text and "| k1 | yes | 8192 | 1.5 |" in text   # nested rows, flattened
     assert "not_a_run" not in text
