@@ -29,6 +29,7 @@
 
 #include <cstdint>
 
+#include "gemm_common.cuh"
 #include "launchers.h"
 
 namespace {
@@ -56,43 +57,7 @@ constexpr uint32_t IDESC_BF16_F32 = (1u << 4) | (1u << 7) | (1u << 10) | (uint32
                                     (uint32_t(BM >> 4) << 24);
 static_assert(BM == 128 && BN % 16 == 0 && BN <= 256, "cta_group::1 kind::f16 with M = 128 needs N % 16 == 0, N <= 256");
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
-// ---- mbarriers and TMA (as in hopper_gemm.cu) ----
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n"
-      ".reg .pred done;\n"
-      "WAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT;\n"
-      "}\n" ::"r"(smem_u32(bar)),
-      "r"(parity)
-      : "memory");
-}
-__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, int inner, int outer) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];" ::
-          "r"(smem_u32(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(inner), "r"(outer)
-      : "memory");
-}
-__device__ __forceinline__ void fence_barrier_init() {
-  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-}
 
 // ---- TMEM: allocation by one whole warp; the address (lane << 16 | column) is written to shared memory ----
 __device__ __forceinline__ void tmem_alloc(uint32_t* slot, uint32_t columns) {
@@ -186,13 +151,6 @@ __device__ __forceinline__ void store_row_chunk(const uint32_t (&r)[32], __nv_bf
   }
 }
 
-__device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int& tm, int& tn) {
-  const int per_group = GROUP_M * tiles_n;
-  const int first_m = (tile / per_group) * GROUP_M;
-  const int rows = min(tiles_m - first_m, GROUP_M);
-  tm = first_m + (tile % per_group) % rows;
-  tn = (tile % per_group) / rows;
-}
 
 __device__ __forceinline__ uint8_t* aligned_smem() {
   extern __shared__ uint8_t smem_raw[];
@@ -249,7 +207,7 @@ __global__ void __launch_bounds__(THREADS, 1)
       int it = 0;     // k-blocks issued so far over all this CTA's tiles: picks the stage and the phase
       for (int tile = first_tile; tile < tiles; tile += tile_step) {
         int tm, tn;
-        tile_coords(tile, tiles_m, tiles_n, tm, tn);
+        tile_coords<GROUP_M>(tile, tiles_m, tiles_n, tm, tn);
         for (int kb = 0; kb < k_blocks; ++kb, ++it) {
           const int s = it % STAGES, round = it / STAGES;
           if (round > 0) mbar_wait(&empty[s], (round - 1) & 1);  // the MMAs of round-1 have read stage s
@@ -286,7 +244,7 @@ __global__ void __launch_bounds__(THREADS, 1)
     int local = 0;
     for (int tile = first_tile; tile < tiles; tile += tile_step, ++local) {
       int tm, tn;
-      tile_coords(tile, tiles_m, tiles_n, tm, tn);
+      tile_coords<GROUP_M>(tile, tiles_m, tiles_n, tm, tn);
       const int buf = local % ACC_BUFS, use = local / ACC_BUFS;
       mbar_wait(&acc_full[buf], use & 1);
       __syncwarp();  // converged again: tcgen05.ld is .sync.aligned
@@ -318,41 +276,8 @@ __global__ void __launch_bounds__(THREADS, 1)
 #endif
 }
 
-// ---- host side (the tensor maps as in hopper_gemm.cu) ------------------------------------------------
+// ---- host side (the tensor maps: gemm_common.cuh) -----------------------------------------------------
 
-using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-
-EncodeTiled encode_tiled() {
-  static EncodeTiled fn = [] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult status;
-#if CUDART_VERSION >= 12050
-    const cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
-                                                             &status);
-#else
-    const cudaError_t err = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &p, cudaEnableDefault, &status);
-#endif
-    if (err != cudaSuccess || status != cudaDriverEntryPointSuccess) p = nullptr;
-    return reinterpret_cast<EncodeTiled>(p);
-  }();
-  return fn;
-}
-
-// A [rows, k] row-major bf16 matrix read in boxes of box_rows x 64, 128-byte swizzled; out-of-range box
-// elements arrive as zeros (ragged edges need no special case).
-bool make_map(CUtensorMap* map, const void* base, int rows, int k, int box_rows) {
-  EncodeTiled encode = encode_tiled();
-  if (!encode) return false;
-  const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(k) * 2};
-  const cuuint32_t box[2] = {BK, cuuint32_t(box_rows)};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims, strides, box, elem_strides,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
 
 template <int STAGES, bool PERSISTENT>
 cudaError_t launch(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int n, int k, cudaStream_t stream) {
@@ -366,7 +291,8 @@ cudaError_t launch(const uint16_t* a, const uint16_t* b, uint16_t* c, int m, int
   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
   if (major != 10 || minor != 0) return cudaErrorInvalidDeviceFunction;  // sm_100a code only: never an empty kernel
   CUtensorMap map_a, map_b;
-  if (!make_map(&map_a, a, m, k, BM) || !make_map(&map_b, b, n, k, BN)) return cudaErrorNotSupported;
+  if (!make_tma_map_2d(&map_a, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, a, m, k, BK, BM) ||
+      !make_tma_map_2d(&map_b, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, b, n, k, BK, BN)) return cudaErrorNotSupported;
   // stages, 2 * STAGES + 4 barriers, the TMEM address slot, and slack for the 1024-byte alignment
   const size_t smem = size_t(STAGES) * STAGE_BYTES + (2 * STAGES + 4) * sizeof(uint64_t) + 16 + 1024;
   auto kernel = gemm_tcgen05<STAGES, PERSISTENT>;

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 
+#include "gemm_common.cuh"
 #include "launchers.h"
 #include "wgmma.cuh"
 
@@ -34,81 +35,6 @@ constexpr int STAGE_BYTES = STAGE_A_BYTES + STAGE_B_BYTES;  // 48 KiB
 // (the Python variants require compute capability 9.0, so those are never launched).
 #ifdef AISP_HOPPER
 constexpr int GROUP_M = 8;  // tile order: 8 tile-rows share each B column band while it is in L2
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
-}
-// One arrival that also tells the barrier how many bytes the TMA copies will deliver this phase.
-__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
-}
-// Wait until the phase with this parity has completed (phases alternate 0, 1, 0, ...).
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n"
-      ".reg .pred done;\n"
-      "WAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT;\n"
-      "}\n" ::"r"(smem_u32(bar)),
-      "r"(parity)
-      : "memory");
-}
-// 2D TMA load of the box at (inner, outer) into shared memory; completion is counted on `bar` in bytes.
-__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, int inner, int outer) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];" ::
-          "r"(smem_u32(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(inner), "r"(outer)
-      : "memory");
-}
-// Barrier inits are generic-proxy writes; TMA and wgmma act in the async proxy: make the inits visible there.
-__device__ __forceinline__ void fence_barrier_init() {
-  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-// Wait until at most PENDING committed wgmma groups of this warp are still running.
-template <int PENDING>
-__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(PENDING) : "memory"); }
-// Keeps the compiler from moving reads of the accumulators across the asynchronous wgmma (CUTLASS does the same).
-__device__ __forceinline__ void fence_accumulators(float (&d)[BN / 2]) {
-#pragma unroll
-  for (int i = 0; i < BN / 2; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-template <int REGS>
-__device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS)); }
-template <int REGS>
-__device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(REGS)); }
-
-// wgmma shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"): bits 0-13 start address >> 4,
-// 16-29 leading-dimension byte offset >> 4 (unused by K-major swizzled layouts; 1 by convention),
-// 32-45 stride-dimension byte offset >> 4 (1024: from one 8-row swizzle atom to the next), 49-51 base
-// offset (0: every tile starts 1024-byte aligned), 62-63 swizzle mode (1 = 128-byte swizzle).
-__device__ __forceinline__ uint64_t smem_desc_sw128(const void* tile) {
-  uint64_t desc = (smem_u32(tile) & 0x3FFFF) >> 4;
-  desc |= uint64_t(16 >> 4) << 16;
-  desc |= uint64_t(1024 >> 4) << 32;
-  desc |= uint64_t(1) << 62;
-  return desc;
-}
-
-__device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int& tm, int& tn) {
-  const int per_group = GROUP_M * tiles_n;
-  const int first_m = (tile / per_group) * GROUP_M;
-  const int rows = min(tiles_m - first_m, GROUP_M);
-  tm = first_m + (tile % per_group) % rows;
-  tn = (tile % per_group) / rows;
-}
 
 // One consumer warpgroup's 64 x 256 fp32 accumulators to bf16 C. Fragment layout of wgmma m64nNk16 (the
 // mma.m16n8 C layout repeated): warp w of the group holds rows 16w..16w+15; lane l holds, for each 8-column
@@ -174,7 +100,7 @@ __global__ void __launch_bounds__(256, 1)
   auto b_tile = [&](int s) { return reinterpret_cast<__nv_bfloat16*>(smem + s * STAGE_BYTES + STAGE_A_BYTES); };
   const int tiles_m = (m + BM - 1) / BM, tiles_n = (n + BN - 1) / BN, k_blocks = (k + BK - 1) / BK;
   int tm, tn;
-  tile_coords(blockIdx.x, tiles_m, tiles_n, tm, tn);
+  tile_coords<GROUP_M>(blockIdx.x, tiles_m, tiles_n, tm, tn);
   const int group = threadIdx.x / 128;
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) mbar_init(&full[s], 1);
@@ -237,7 +163,7 @@ __global__ void __launch_bounds__(384, 1)
       int it = 0;  // k-blocks issued so far by this CTA, over all its tiles: it picks the stage and phase
       for (int tile = first_tile; tile < tiles; tile += tile_step) {
         int tm, tn;
-        tile_coords(tile, tiles_m, tiles_n, tm, tn);
+        tile_coords<GROUP_M>(tile, tiles_m, tiles_n, tm, tn);
         for (int kb = 0; kb < k_blocks; ++kb, ++it) {
           const int s = it % STAGES, round = it / STAGES;
           if (round > 0) mbar_wait(&empty[s], (round - 1) & 1);  // consumers released round-1's use of s
@@ -253,7 +179,7 @@ __global__ void __launch_bounds__(384, 1)
     int it = 0;
     for (int tile = first_tile; tile < tiles; tile += tile_step) {
       int tm, tn;
-      tile_coords(tile, tiles_m, tiles_n, tm, tn);
+      tile_coords<GROUP_M>(tile, tiles_m, tiles_n, tm, tn);
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; ++i) d[i] = 0.f;
@@ -287,40 +213,6 @@ __global__ void __launch_bounds__(384, 1)
 
 // ---- host side -----------------------------------------------------------------------------------
 
-using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-
-// The driver's cuTensorMapEncodeTiled, found through the runtime (so the module needs no -lcuda).
-EncodeTiled encode_tiled() {
-  static EncodeTiled fn = [] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult status;
-#if CUDART_VERSION >= 12050
-    const cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
-                                                             &status);
-#else  // older toolkits: the unversioned lookup (deprecated since 12.5)
-    const cudaError_t err = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &p, cudaEnableDefault, &status);
-#endif
-    if (err != cudaSuccess || status != cudaDriverEntryPointSuccess) p = nullptr;
-    return reinterpret_cast<EncodeTiled>(p);
-  }();
-  return fn;
-}
-
-// A [rows, k] row-major bf16 matrix read in boxes of box_rows x 64, 128-byte swizzled; out-of-range
-// elements of a box (ragged edges) arrive as zeros, so partial tiles need no special case.
-bool make_map(CUtensorMap* map, const void* base, int rows, int k, int box_rows) {
-  EncodeTiled encode = encode_tiled();
-  if (!encode) return false;
-  const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(k) * 2};
-  const cuuint32_t box[2] = {BK, cuuint32_t(box_rows)};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims, strides, box, elem_strides,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
 
 template <typename Kernel>
 cudaError_t launch(Kernel kernel, int threads, int stages, bool persistent, const uint16_t* a, const uint16_t* b,
@@ -330,7 +222,8 @@ cudaError_t launch(Kernel kernel, int threads, int stages, bool persistent, cons
   if (k % 8 != 0 || reinterpret_cast<uintptr_t>(a) % 16 || reinterpret_cast<uintptr_t>(b) % 16)
     return cudaErrorInvalidValue;
   CUtensorMap map_a, map_b;
-  if (!make_map(&map_a, a, m, k, BM) || !make_map(&map_b, b, n, k, BN)) return cudaErrorNotSupported;
+  if (!make_tma_map_2d(&map_a, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, a, m, k, BK, BM) ||
+      !make_tma_map_2d(&map_b, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, b, n, k, BK, BN)) return cudaErrorNotSupported;
   const size_t smem = size_t(stages) * STAGE_BYTES + 2 * stages * sizeof(uint64_t) + 1024;  // + alignment slack
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 
+#include "gemm_common.cuh"
 #include "launchers.h"
 #include "wgmma_fp8.cuh"
 
@@ -36,77 +37,6 @@ constexpr int STAGES = 4;                                   // 4 x 48 KiB of the
 #ifdef AISP_HOPPER_FP8
 constexpr int GROUP_M = 8;  // tile order: 8 tile-rows share each B column band while it is in L2
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
-}
-// One arrival that also tells the barrier how many bytes the TMA copies will deliver this phase.
-__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
-}
-// Wait until the phase with this parity has completed (phases alternate 0, 1, 0, ...).
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n"
-      ".reg .pred done;\n"
-      "WAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT;\n"
-      "}\n" ::"r"(smem_u32(bar)),
-      "r"(parity)
-      : "memory");
-}
-// 2D TMA load of the box at (inner, outer) into shared memory; completion is counted on `bar` in bytes.
-__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, int inner, int outer) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];" ::
-          "r"(smem_u32(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(inner), "r"(outer)
-      : "memory");
-}
-// Barrier inits are generic-proxy writes; TMA and wgmma act in the async proxy: make the inits visible there.
-__device__ __forceinline__ void fence_barrier_init() {
-  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int PENDING>
-__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(PENDING) : "memory"); }
-// Keeps the compiler from moving reads of the accumulators across the asynchronous wgmma.
-__device__ __forceinline__ void fence_accumulators(float (&d)[BN / 2]) {
-#pragma unroll
-  for (int i = 0; i < BN / 2; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-template <int REGS>
-__device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS)); }
-template <int REGS>
-__device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(REGS)); }
-
-// wgmma shared-memory matrix descriptor, as for bf16 (the descriptor counts bytes, not elements): start
-// address >> 4, leading-dimension offset 16 >> 4 (unused by K-major swizzled layouts), stride-dimension
-// offset 1024 >> 4 (one 8-row x 128-byte swizzle atom to the next), base offset 0, swizzle mode 1 (128B).
-__device__ __forceinline__ uint64_t smem_desc_sw128(const void* tile) {
-  uint64_t desc = (smem_u32(tile) & 0x3FFFF) >> 4;
-  desc |= uint64_t(16 >> 4) << 16;
-  desc |= uint64_t(1024 >> 4) << 32;
-  desc |= uint64_t(1) << 62;
-  return desc;
-}
-
-__device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int& tm, int& tn) {
-  const int per_group = GROUP_M * tiles_n;
-  const int first_m = (tile / per_group) * GROUP_M;
-  const int rows = min(tiles_m - first_m, GROUP_M);
-  tm = first_m + (tile % per_group) % rows;
-  tn = (tile % per_group) / rows;
-}
 
 // One consumer warpgroup's 64 x 256 fp32 accumulators, times alpha = scale_a * scale_b, to bf16 C. The fp32
 // accumulator fragment of m64nNk32 is that of m64nNk16: warp w holds rows 16w..16w+15; lane l holds, for each
@@ -168,7 +98,7 @@ __global__ void __launch_bounds__(256, 1)
   auto b_tile = [&](int s) { return smem + s * STAGE_BYTES + STAGE_A_BYTES; };
   const int tiles_m = (m + BM - 1) / BM, tiles_n = (n + BN - 1) / BN, k_blocks = (k + BK - 1) / BK;
   int tm, tn;
-  tile_coords(blockIdx.x, tiles_m, tiles_n, tm, tn);
+  tile_coords<GROUP_M>(blockIdx.x, tiles_m, tiles_n, tm, tn);
   const int group = threadIdx.x / 128;
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) mbar_init(&full[s], 1);
@@ -229,7 +159,7 @@ __global__ void __launch_bounds__(384, 1)
       int it = 0;  // k-blocks issued so far by this CTA, over all its tiles: it picks the stage and phase
       for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         int tm, tn;
-        tile_coords(tile, tiles_m, tiles_n, tm, tn);
+        tile_coords<GROUP_M>(tile, tiles_m, tiles_n, tm, tn);
         for (int kb = 0; kb < k_blocks; ++kb, ++it) {
           const int s = it % STAGES, round = it / STAGES;
           if (round > 0) mbar_wait(&empty[s], (round - 1) & 1);  // consumers released round-1's use of s
@@ -246,7 +176,7 @@ __global__ void __launch_bounds__(384, 1)
     int it = 0;
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       int tm, tn;
-      tile_coords(tile, tiles_m, tiles_n, tm, tn);
+      tile_coords<GROUP_M>(tile, tiles_m, tiles_n, tm, tn);
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; ++i) d[i] = 0.f;
@@ -280,40 +210,6 @@ __global__ void __launch_bounds__(384, 1)
 
 // ---- host side -----------------------------------------------------------------------------------
 
-using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-
-// The driver's cuTensorMapEncodeTiled, found through the runtime (so the module needs no -lcuda).
-EncodeTiled encode_tiled() {
-  static EncodeTiled fn = [] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult status;
-#if CUDART_VERSION >= 12050
-    const cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
-                                                             &status);
-#else  // older toolkits: the unversioned lookup (deprecated since 12.5)
-    const cudaError_t err = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &p, cudaEnableDefault, &status);
-#endif
-    if (err != cudaSuccess || status != cudaDriverEntryPointSuccess) p = nullptr;
-    return reinterpret_cast<EncodeTiled>(p);
-  }();
-  return fn;
-}
-
-// A [rows, k] row-major e4m3 matrix read in boxes of box_rows x 128 bytes, 128-byte swizzled (UINT8: TMA only
-// moves bytes); out-of-range elements of a box arrive as 0x00 = +0.0 in e4m3, so partial tiles need no special case.
-bool make_map(CUtensorMap* map, const void* base, int rows, int k, int box_rows) {
-  EncodeTiled encode = encode_tiled();
-  if (!encode) return false;
-  const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(k)};
-  const cuuint32_t box[2] = {BK, cuuint32_t(box_rows)};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  return encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box, elem_strides,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
 
 template <typename Kernel>
 cudaError_t launch(Kernel kernel, int threads, bool persistent, const uint8_t* a, const uint8_t* b,
@@ -323,7 +219,8 @@ cudaError_t launch(Kernel kernel, int threads, bool persistent, const uint8_t* a
   if (k % 16 != 0 || reinterpret_cast<uintptr_t>(a) % 16 || reinterpret_cast<uintptr_t>(b) % 16)
     return cudaErrorInvalidValue;
   CUtensorMap map_a, map_b;
-  if (!make_map(&map_a, a, m, k, BM) || !make_map(&map_b, b, n, k, BN)) return cudaErrorNotSupported;
+  if (!make_tma_map_2d(&map_a, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, a, m, k, BK, BM) ||
+      !make_tma_map_2d(&map_b, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, b, n, k, BK, BN)) return cudaErrorNotSupported;
   const size_t smem = size_t(STAGES) * STAGE_BYTES + 2 * STAGES * sizeof(uint64_t) + 1024;  // + alignment slack
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
