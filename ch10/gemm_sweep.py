@@ -36,8 +36,10 @@ def inputs(m, n, k, seed):
     return a, b
 
 
-def time_ms(fn, reps=10):
-    fn()
+def time_ms(fn, reps=10, warmup=1):
+    """Median of `reps` CUDA-event timings of fn() in ms, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     times = []
@@ -77,12 +79,14 @@ def check_and_time(name: str, sizes: list[int]) -> dict:
     return result
 
 
-def run_child(name: str, sizes: list[int]) -> dict:
-    cmd = [sys.executable, "-m", "ch10.gemm_sweep", "--child", name, "--sizes", *map(str, sizes)]
+def run_child(module: str, name: str, args: list[str], deadline_s: float = CHILD_DEADLINE_S) -> dict:
+    """`python -m module --child name args...` in its own process (a kernel that hangs or traps takes its CUDA
+    context with it): the last JSON line it prints, or why there is none."""
+    cmd = [sys.executable, "-m", module, "--child", name, *args]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_DEADLINE_S, env=os.environ.copy())
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=deadline_s, env=os.environ.copy())
     except subprocess.TimeoutExpired:  # run() kills the child before raising
-        return {"kernel": name, "correct": False, "error": f"hung: no result within {CHILD_DEADLINE_S} s"}
+        return {"kernel": name, "correct": False, "error": f"hung: no result within {deadline_s:g} s"}
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not lines:
         tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
@@ -90,14 +94,19 @@ def run_child(name: str, sizes: list[int]) -> dict:
     return json.loads(lines[-1])
 
 
-def plot(results: list[dict], path: str) -> None:
+BF16_LINES = (("cublas_tflops", "--"),)
+
+
+def plot(results: list[dict], path: str, lines=BF16_LINES, ylabel: str = "TFLOP/s (bf16)",
+         title: str = "Hopper GEMM steps vs cuBLAS (dashed)") -> None:
+    """TFLOP/s per kernel and size as bars; `lines`: (row field, line style) of the references, drawn across."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("gemm_sweep: matplotlib missing, no plot", file=sys.stderr)
+        print(f"{title}: matplotlib missing, no plot", file=sys.stderr)
         return
     fig, ax = plt.subplots(figsize=(7, 4))
     timed = [r for r in results if r.get("rows")]
@@ -109,10 +118,11 @@ def plot(results: list[dict], path: str) -> None:
     for r in timed[:1]:
         for row in r["rows"]:
             j = sizes.index(row["n"])
-            ax.hlines(row["cublas_tflops"], j - 0.1, j + 0.9, colors="k", linestyles="--")
+            for field, style in lines:
+                ax.hlines(row[field], j - 0.1, j + 0.9, colors="k", linestyles=style)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))], [f"{n}^3" for n in sizes])
-    ax.set_ylabel("TFLOP/s (bf16)")
-    ax.set_title("Hopper GEMM steps vs cuBLAS (dashed)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -148,7 +158,7 @@ def main(argv=None) -> int:
 
     results = []
     for name in KERNELS:
-        r = run_child(name, sizes)
+        r = run_child("ch10.gemm_sweep", name, ["--sizes", *map(str, sizes)])
         results.append(r)
         status = "correct" if r.get("correct") else r.get("error", "WRONG: " + json.dumps(r.get("checks")))
         print(f"{name:34s} {status}")

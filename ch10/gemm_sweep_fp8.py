@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 
 import torch
 
+from ch10 import gemm_sweep
 from ch10.gemm_sweep import time_ms
 
 KERNELS = ("gemm_fp8_pipelined", "gemm_fp8_ws_persistent", "gemm_fp8_ws_persistent_mma_overlap")
@@ -105,46 +104,10 @@ def check_and_time(name: str, sizes: list[int]) -> dict:
     return result
 
 
-def run_child(name: str, sizes: list[int]) -> dict:
-    cmd = [sys.executable, "-m", "ch10.gemm_sweep_fp8", "--child", name, "--sizes", *map(str, sizes)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_DEADLINE_S, env=os.environ.copy())
-    except subprocess.TimeoutExpired:  # run() kills the child before raising
-        return {"kernel": name, "correct": False, "error": f"hung: no result within {CHILD_DEADLINE_S} s"}
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:
-        tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"kernel": name, "correct": False, "error": f"exit {p.returncode}: {tail}"}
-    return json.loads(lines[-1])
-
-
 def plot(results: list[dict], path: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("gemm_sweep_fp8: matplotlib missing, no plot", file=sys.stderr)
-        return
-    fig, ax = plt.subplots(figsize=(7, 4))
-    timed = [r for r in results if r.get("rows")]
-    sizes = sorted({row["n"] for r in timed for row in r["rows"]})
-    width = 0.8 / max(len(timed), 1)
-    for i, r in enumerate(timed):
-        xs = [sizes.index(row["n"]) + i * width for row in r["rows"]]
-        ax.bar(xs, [row["tflops"] for row in r["rows"]], width, label=r["kernel"].removeprefix("gemm_"))
-    for r in timed[:1]:
-        for row in r["rows"]:
-            j = sizes.index(row["n"])
-            ax.hlines(row["scaled_mm_tflops"], j - 0.1, j + 0.9, colors="k", linestyles="--")
-            ax.hlines(row["fast_accum_tflops"], j - 0.1, j + 0.9, colors="k", linestyles=":")
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))], [f"{n}^3" for n in sizes])
-    ax.set_ylabel("TFLOP/s (FP8 e4m3)")
-    ax.set_title("Hopper FP8 GEMM vs torch._scaled_mm (dashed; dotted: fast accum)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    gemm_sweep.plot(results, path, lines=(("scaled_mm_tflops", "--"), ("fast_accum_tflops", ":")),
+                    ylabel="TFLOP/s (FP8 e4m3)",
+                    title="Hopper FP8 GEMM vs torch._scaled_mm (dashed; dotted: fast accum)")
 
 
 def main(argv=None) -> int:
@@ -188,7 +151,7 @@ def main(argv=None) -> int:
                            "results": results}, f, indent=1)
 
     for name in args.kernels:
-        r = run_child(name, sizes)
+        r = gemm_sweep.run_child("ch10.gemm_sweep_fp8", name, ["--sizes", *map(str, sizes)], CHILD_DEADLINE_S)
         results.append(r)
         save()
         status = "correct" if r.get("correct") else r.get("error", "WRONG: " + json.dumps(r.get("checks")))

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 
 import torch
+
+from ch10 import gemm_sweep
 
 KERNELS = ("per_layer", "graph", "grid_sync", "split_barrier")
 # (batch, width, layers): one element, a ragged width (scalar path), one row per warp, two rows per warp,
@@ -63,31 +63,7 @@ def setup_shape(batch: int, width: int, layers: int, seed: int) -> dict:
 
 
 def time_us(fn, reps: int = 50) -> float:
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(reps):
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return sorted(times)[len(times) // 2]
-
-
-def run_child(kernel: str, sizes: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "ch10.megakernel_check", "--child", kernel, "--sizes", *sizes]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_DEADLINE_S, env=os.environ.copy())
-    except subprocess.TimeoutExpired:  # run() kills the child before raising
-        return {"kernel": kernel, "correct": False, "error": f"hung: no result within {CHILD_DEADLINE_S} s"}
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:
-        tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"kernel": kernel, "correct": False, "error": f"exit {p.returncode}: {tail}"}
-    return json.loads(lines[-1])
+    return gemm_sweep.time_ms(fn, reps=reps, warmup=3) * 1e3
 
 
 def main(argv=None) -> int:
@@ -107,7 +83,7 @@ def main(argv=None) -> int:
         return 0
     from harness.device import provenance
 
-    results = [run_child(k, sizes) for k in KERNELS]
+    results = [gemm_sweep.run_child("ch10.megakernel_check", k, ["--sizes", *sizes], CHILD_DEADLINE_S) for k in KERNELS]
     base = {row["size"]: row["us"] for r in results if r["kernel"] == "per_layer" for row in r.get("rows", [])}
     for r in results:
         status = "correct" if r.get("correct") else r.get("error", "WRONG: " + json.dumps(r.get("checks")))

@@ -186,3 +186,14 @@ def test_smoothing_matches_torch(n, steps):
     want = torch_loop({"x": x, "steps": steps})
     torch.testing.assert_close(ext().smooth_per_step(x, steps), want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ext().smooth_grid_sync(x, steps), want, rtol=1e-5, atol=1e-5)
+
+
+def test_run_child_reports_an_exit_and_a_deadline():
+    """The one child runner of the GEMM sweeps and the megakernel check: a failed child and a hung one are
+    results with their reason, not exceptions."""
+    from ch10 import gemm_sweep
+
+    failed = gemm_sweep.run_child("json.tool", "k", ["--no-such-flag"], deadline_s=30)
+    assert failed["kernel"] == "k" and not failed["correct"] and failed["error"].startswith("exit 2:")
+    hung = gemm_sweep.run_child("ch10.gemm_sweep", "k", [], deadline_s=0.01)
+    assert hung == {"kernel": "k", "correct": False, "error": "hung: no result within 0.01 s"}
