@@ -6,6 +6,7 @@ its own TORCH_CHECK on a bad shape, killed the process with a segfault instead o
 2026-11-30; the other chapters' extensions raise normally; the cause is not found). So bad input must never
 reach the extension's checks: they stay as a last line, and these raise a one-line error first.
 """
+import functools
 from pathlib import Path
 
 import torch
@@ -14,6 +15,11 @@ from harness.cuda_build import load_dir
 
 ALIGN = 8  # K and N in elements: 16-byte rows for TMA (sm_90) and cp.async (sm_80)
 KERNELS = {"gemm_sm80": (8, 0), "gemm_sm90": (9, 0)}  # name -> the compute capability it needs (sm_90: exactly)
+
+
+@functools.cache
+def _capability(device: torch.device) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device)   # asked once per device: gemm() is on the timed path
 
 
 def ext():
@@ -39,7 +45,7 @@ def check(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
         raise ValueError(f"{name}: K and N must be multiples of {ALIGN} (16-byte rows), got K = {k}, N = {n}")
     if max(m, n, k) >= 2**31:
         raise ValueError(f"{name}: sizes must fit in int32")
-    need, have = KERNELS[name], torch.cuda.get_device_capability(a.device)
+    need, have = KERNELS[name], _capability(a.device)
     if have < need or (need == (9, 0) and have != need):
         raise RuntimeError(f"{name} needs compute capability {'exactly ' if need == (9, 0) else ''}"
                            f"{need[0]}.{need[1]}; this GPU has {have[0]}.{have[1]}")
