@@ -8,7 +8,8 @@ The table goes between `<!-- results:begin -->` and `<!-- results:end -->` in ch
 from peaks/<gpu>.json (written by benchmark_peak.py) between `<!-- peaks:begin -->` and `<!-- peaks:end -->`;
 Chapter 20's loop runs from ch20/runs/ between `<!-- runs:begin -->` and `<!-- runs:end -->`; the command-line
 modules' recorded JSONs (chN/recorded/<run>/, see harness/recorded.py) between `<!-- recorded:begin -->` and
-`<!-- recorded:end -->`. Nothing in those tables is typed by hand: they come from chN/expectations/<gpu>.json, which `--record` writes.
+`<!-- recorded:end -->`. Nothing in those tables is typed by hand: they come from chN/expectations/<gpu>.json,
+which `--record` writes, and from the recorded JSONs, each with its provenance.
 """
 from __future__ import annotations
 
